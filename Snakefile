@@ -1,0 +1,26 @@
+# aimed workflow: one rule per pipeline stage (workflow/rules/<stage>.smk), built from
+# aimed.pipeline.STAGES. Run everything with:  snakemake --cores 1 --resources gpu=1
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/prepare_data.smk"
+include: "workflow/rules/validate_data.smk"
+include: "workflow/rules/check_preprocessing.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/export.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_targets(),

@@ -1,0 +1,1 @@
+"""Evaluation internals: eval-function batching, the streaming report writer, summaries."""

@@ -1,0 +1,77 @@
+"""Apply per-sample eval functions to whole batches when that is provably the same.
+
+``get_eval_funcs()`` keeps the tutorial's contract: ``f(y_true, y_pred)`` on one data point.
+On the first batch aimed calls ``f`` once per sample and once on the whole batch; if the batch
+call returns one finite value per sample, equal to the per-sample results within 1e-6 relative,
+later batches use the batch call. Otherwise every batch is evaluated sample by sample. A
+function decorated with :func:`batched` skips the check and is always called on batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+RELATIVE_TOLERANCE = 1e-6
+
+
+def batched(func: Callable) -> Callable:
+    """Mark an eval function as taking batches: ``f(y_true[batch], y_pred[batch]) -> values[batch]``."""
+    func.aimed_batched = True
+    return func
+
+
+def _to_float(value: Any) -> float:
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    return float(np.asarray(value, dtype=np.float64).reshape(-1)[0]) if np.size(value) == 1 else float("nan")
+
+
+def per_sample(func: Callable, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    return np.array([_to_float(func(t, p)) for t, p in zip(y_true, y_pred)], dtype=np.float64)
+
+
+def _batch_call(func: Callable, y_true: np.ndarray, y_pred: np.ndarray):
+    result = func(y_true, y_pred)
+    if hasattr(result, "numpy"):
+        result = result.numpy()
+    result = np.asarray(result, dtype=np.float64)
+    return result.reshape(-1) if result.size == len(y_true) else None
+
+
+class EvalFunction:
+    """One named eval function, deciding on its first batch whether batch calls are safe."""
+
+    def __init__(self, name: str, func: Callable) -> None:
+        self.name = name
+        self.func = func
+        self.mode = "batched" if getattr(func, "aimed_batched", False) else None
+
+    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        if self.mode == "batched":
+            values = _batch_call(self.func, y_true, y_pred)
+            if values is None:
+                raise ValueError(f"eval function '{self.name}' is marked batched but did not return one value per sample")
+            return values
+        if self.mode == "per_sample":
+            return per_sample(self.func, y_true, y_pred)
+        reference = per_sample(self.func, y_true, y_pred)
+        try:
+            values = _batch_call(self.func, y_true, y_pred)
+        except Exception:  # user function that only takes single samples
+            values = None
+        same = values is not None and np.allclose(values, reference, rtol=RELATIVE_TOLERANCE, atol=0, equal_nan=True)
+        self.mode = "batched" if same else "per_sample"
+        log.info("eval function '%s' runs %s", self.name, self.mode.replace("_", "-"))
+        return reference
+
+
+def eval_functions(evaluator: Any) -> Dict[str, EvalFunction]:
+    funcs = evaluator.get_eval_funcs()
+    if not isinstance(funcs, dict) or not all(callable(f) for f in funcs.values()):
+        raise TypeError(f"{type(evaluator).__name__}.get_eval_funcs() must return {{name: callable}}, got {funcs!r}")
+    return {name: EvalFunction(name, func) for name, func in funcs.items()}

@@ -1,0 +1,90 @@
+"""A run: its name, config and folders, and its components built from the config."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any, Optional, Union
+
+from aimed.config import ConfigStruct, load_config
+from aimed.errors import ConfigError
+from aimed.loading import load_class
+
+#: Subfolder of ``results/<run>/`` that each stage writes.
+STAGE_DIRS = {
+    "validate-data": "validate_data",
+    "check-preprocessing": "check_preprocessing",
+    "train": "train",
+    "export": "export",
+    "evaluate": "evaluate",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """Everything a stage needs to know about its run; stages get paths only from here."""
+
+    name: str
+    config: ConfigStruct
+    config_path: pathlib.Path
+    project_dir: pathlib.Path
+
+    @property
+    def results_dir(self) -> pathlib.Path:
+        return self.project_dir / "results" / self.name
+
+    @property
+    def state_dir(self) -> pathlib.Path:
+        """Resume state; deliberately outside ``results/`` so failed-job cleanup never removes it."""
+        return self.project_dir / "state" / self.name
+
+    def stage_dir(self, stage: str) -> pathlib.Path:
+        return self.results_dir / STAGE_DIRS[stage]
+
+    @property
+    def data_dir(self) -> pathlib.Path:
+        return (self.project_dir / self.config.data_dir).resolve()
+
+    def component_class(self, key: str) -> Optional[type]:
+        return load_class(self.config, key, self.project_dir)
+
+    def data_loader(self) -> Any:
+        return self.component_class("data_loader_class")(self.config, self.data_dir)
+
+    def augmentor(self) -> Optional[Any]:
+        cls = self.component_class("augmentor_class")
+        return cls(self.config) if cls is not None else None
+
+    def preprocessor(self) -> Any:
+        return self.component_class("preprocessor_class")(self.config)
+
+    def model_builder(self) -> Any:
+        return self.component_class("model_builder_class")(self.config)
+
+    def evaluator(self) -> Any:
+        return self.component_class("evaluator_class")(self.config)
+
+
+def resolve_run(run: Union[str, pathlib.Path], project_dir: Union[str, pathlib.Path, None] = None) -> RunContext:
+    """Build the context of a run given by name (``runs/<name>/config.yaml``) or by config path."""
+    project = pathlib.Path(project_dir or ".").resolve()
+    candidate = pathlib.Path(run)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        config_path = candidate if candidate.is_absolute() else project / candidate
+        name = config_path.parent.name
+    else:
+        if not candidate.name or candidate.name != str(run) or str(run).startswith("."):
+            raise ConfigError(
+                f"'{run}' is not a run name: give a folder name under {project / 'runs'} or the path of a config.yaml."
+            )
+        config_path = project / "runs" / str(run) / "config.yaml"
+        name = str(run)
+    if not config_path.is_file():
+        runs_dir = project / "runs"
+        known = sorted(p.parent.name for p in runs_dir.glob("*/config.yaml")) if runs_dir.is_dir() else []
+        raise ConfigError(
+            f"no run config at {config_path}. Known runs in {runs_dir}: {', '.join(known) or 'none'}. "
+            f"Pass a run name from that list or the path of a config.yaml, and run aimed from the project "
+            f"folder or pass --project-dir."
+        )
+    return RunContext(name=name, config=load_config(config_path), config_path=config_path.resolve(), project_dir=project)

@@ -1,0 +1,1 @@
+"""Pipeline stages: plain functions of a run context, with no knowledge of Snakemake or argv."""

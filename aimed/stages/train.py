@@ -1,0 +1,236 @@
+"""train: fit the compiled model one epoch at a time, committing resumable state after each epoch.
+
+Each epoch rebuilds the data pipeline after seeding every RNG with ``seed + epoch``, so epoch
+``k`` sees the same batches whether the run got there in one go or after any number of kills.
+Model, optimizer and dropout-RNG variables are checkpointed together at each epoch end, so a
+resumed run is bitwise identical to an uninterrupted one when ``deterministic`` is on. A kill
+mid-epoch loses that epoch's progress only.
+
+Why not ``keras.callbacks.BackupAndRestore``: it restores weights and the epoch counter but not
+the best metric, the history or the data order, which exact resume needs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+from aimed import __version__
+from aimed._io import atomic_write_bytes, atomic_write_json, staged_dir
+from aimed.data import batched_split, split_batch, take
+from aimed.errors import ConfigError, StageFailed
+from aimed.fingerprint import hash_value, module_closure_hashes
+from aimed.loading import source_dir
+from aimed.run import RunContext
+from aimed.tracking import Tracker, flatten, tracking_uri
+from aimed.training.state import TrainState, archive, train_lock
+
+log = logging.getLogger(__name__)
+
+#: Config keys that do not affect training; a change to them keeps the resume state.
+NOT_TRAINING_KEYS = ("epochs", "evaluation", "mlflow", "evaluator_class", "evaluator", "training")
+
+
+def training_fingerprint(ctx: RunContext) -> Tuple[str, Dict[str, Any]]:
+    """Hash of everything that decides the weights, except ``epochs`` (raising it continues training)."""
+    config = ctx.config.to_dict()
+    modules = [config[k].rpartition(".")[0] for k in
+               ("data_loader_class", "augmentor_class", "preprocessor_class", "model_builder_class") if config.get(k)]
+    parts = {
+        "config": hash_value({k: v for k, v in config.items() if k not in NOT_TRAINING_KEYS}),
+        "code": hash_value(module_closure_hashes(source_dir(ctx.config, ctx.project_dir), modules)),
+        "aimed": __version__,
+    }
+    return hash_value(parts), parts
+
+
+def seed_everything(seed: int) -> None:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def configure_determinism(deterministic: bool) -> None:
+    import tensorflow as tf
+
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def logged_metric_names(model: Any, batches: Any) -> List[str]:
+    """Names fit will log, from one evaluation batch: ``loss``, metrics, and their ``val_`` twins."""
+    x, y, w = split_batch(next(iter(take(batches, 1))))
+    names = list(model.test_on_batch(x, y, sample_weight=w, return_dict=True))
+    return names + [f"val_{n}" for n in names]
+
+
+def is_better(value: float, best: Optional[Dict[str, Any]], mode: str) -> bool:
+    if value is None or not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value < best["value"] if mode == "min" else value > best["value"]
+
+
+def _nan_guard():
+    import keras
+
+    class StopOnNonFiniteLoss(keras.callbacks.Callback):
+        """Stops at the first batch whose loss is NaN or inf, naming the epoch and batch."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                raise StageFailed(
+                    f"the training loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}. "
+                    f"Training stopped and the checkpoint of epoch {self.epoch} is kept. Lower the learning rate, "
+                    f"check the data for extreme values, or clip gradients."
+                )
+
+    return StopOnNonFiniteLoss()
+
+
+def _verbosity(setting: Any) -> int:
+    """Keras verbosity; 2 means aimed prints one line per epoch itself (for logs, not a TTY)."""
+    if setting == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return int(setting)
+
+
+def history_csv(history: List[Dict[str, float]]) -> str:
+    columns = ["epoch"] + sorted({k for row in history for k in row} - {"epoch"})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: row.get(k, "") for k in columns})
+    return out.getvalue()
+
+
+def _write_tensorboard(folder, rows: List[Dict[str, float]]) -> None:
+    import tensorflow as tf
+
+    writers = {"train": tf.summary.create_file_writer(str(folder / "train")),
+               "validation": tf.summary.create_file_writer(str(folder / "validation"))}
+    for row in rows:
+        for key, value in row.items():
+            if key == "epoch":
+                continue
+            side, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            with writers[side].as_default():
+                tf.summary.scalar(f"epoch_{name}", value, step=int(row["epoch"]))
+    for writer in writers.values():
+        writer.flush()
+
+
+def _open_state(ctx: RunContext) -> TrainState:
+    folder = ctx.state_dir / "train"
+    fingerprint, parts = training_fingerprint(ctx)
+    state = TrainState(folder)
+    if state.exists and state.data.get("fingerprint") != fingerprint:
+        changed = [k for k, v in parts.items() if state.data.get("parts", {}).get(k) != v]
+        moved = archive(folder)
+        log.info("training %s changed since the last run; old state moved to %s; starting fresh", ", ".join(changed), moved)
+        state = TrainState(folder)
+    if not state.exists:
+        state.start(fingerprint, parts)
+    return state
+
+
+def run(ctx: RunContext) -> Dict[str, Any]:
+    """Train the run's model to ``epochs``, resuming from ``state/<run>/train`` when it matches."""
+    with train_lock(ctx.state_dir / "train.lock", ctx.name):
+        return _train(ctx)
+
+
+def _train(ctx: RunContext) -> Dict[str, Any]:
+    config = ctx.config
+    configure_determinism(config.deterministic)
+    state = _open_state(ctx)
+    if state.epoch > config.epochs:
+        raise ConfigError(
+            f"{config.source}: key 'epochs' is {config.epochs}, but run '{ctx.name}' has already trained "
+            f"{state.epoch} epochs with this config. Raise 'epochs' to continue, or change the training config "
+            f"to start fresh."
+        )
+    seed_everything(config.seed)
+    loader, augmentor, preprocessor = ctx.data_loader(), ctx.augmentor(), ctx.preprocessor()
+    builder = ctx.model_builder()
+    model = builder.get_compiled_model()
+    val_batches, _, _ = batched_split(loader, augmentor, preprocessor, "validation")
+    names = logged_metric_names(model, val_batches)
+    metric, mode = config.export.metric, config.export.mode
+    if metric not in names:
+        raise ConfigError(
+            f"{config.source}: key 'export.metric' is '{metric}', but the model logs only {', '.join(names)}. "
+            f"Set export.metric to one of these."
+        )
+    model.optimizer.build(model.trainable_variables)
+    state.restore(model)
+
+    tracker = Tracker(tracking_uri(config, ctx.project_dir), config.mlflow.experiment_name or config.project_name,
+                      enabled=config.mlflow.enabled)
+    run_id = tracker.open(state.data.get("mlflow_run_id"), ctx.name, flatten(config.to_dict()),
+                          {"aimed.run": ctx.name, "aimed.version": __version__, "aimed.epochs": str(config.epochs)})
+    if run_id and run_id != state.data.get("mlflow_run_id"):
+        state.set("mlflow_run_id", run_id)
+    tracker.log_epochs(state.history)
+    tensorboard_dir = ctx.state_dir / "tensorboard"
+    callbacks = [_nan_guard()] + list(builder.get_callbacks() or [])
+    verbose = _verbosity(config.training.verbose)
+
+    while state.epoch < config.epochs:
+        epoch = state.epoch
+        seed_everything(config.seed + epoch)
+        train_batches, _, train_iter = batched_split(loader, augmentor, preprocessor, "train")
+        val_batches, _, val_iter = batched_split(loader, augmentor, preprocessor, "validation")
+        result = model.fit(
+            train_batches, steps_per_epoch=train_iter, validation_data=val_batches, validation_steps=val_iter,
+            initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, verbose=1 if verbose == 1 else 0, shuffle=False,
+            class_weight=builder.get_class_weight(),
+        )
+        logs = {k: float(v[-1]) for k, v in result.history.items()}
+        value = logs.get(metric)
+        best = state.data.get("best")
+        better = is_better(value, best, mode)
+        state.commit_epoch(model, logs, better, {"metric": metric, "mode": mode, "value": value, "epoch": epoch + 1}
+                           if better else best)
+        _write_tensorboard(tensorboard_dir, state.history[-1:])
+        tracker.log_epochs(state.history[-1:])
+        if verbose == 2:
+            print(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k}={v:.5g}" for k, v in logs.items()), flush=True)
+
+    if state.data.get("best") is None:
+        raise StageFailed(
+            f"no epoch of run '{ctx.name}' has a finite '{metric}'; there is no best epoch to export. "
+            f"Check the history in {state.folder / 'state.json'}."
+        )
+    summary = _publish(ctx, model, state)
+    tracker.log_artifacts([ctx.stage_dir("train") / "history.csv", ctx.config_path])
+    tracker.finish()
+    return summary
+
+
+def _publish(ctx: RunContext, model: Any, state: TrainState) -> Dict[str, Any]:
+    """Write history.csv, summary.json and the best epoch's model to ``results/<run>/train``."""
+    from aimed.training.state import assign_variables
+
+    assign_variables(list(model.variables), state.folder / state.data["best_weights"])
+    summary = {
+        "epochs": state.epoch,
+        "best": state.data["best"],
+        "mlflow_run_id": state.data.get("mlflow_run_id"),
+        "fingerprint": state.data["fingerprint"],
+    }
+    with staged_dir(ctx.stage_dir("train")) as out:
+        atomic_write_bytes(out / "history.csv", history_csv(state.history).encode())
+        atomic_write_json(out / "summary.json", summary)
+        model.save(out / "best_model.keras")
+    return summary

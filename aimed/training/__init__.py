@@ -1,0 +1,1 @@
+"""Training internals: resume state, locking, tracking."""

@@ -1,0 +1,165 @@
+"""Resume state of a training run, kept in ``state/<run>/train/`` and written atomically.
+
+A checkpoint is one ``.npz`` of every model and optimizer variable (including the dropout seed
+generators) plus ``state.json``: the epoch reached, the history so far, the best value of
+``export.metric`` and its epoch. ``state.json`` is renamed into place last and names the
+weights file it belongs to, so a kill at any moment leaves a consistent previous checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import pathlib
+import shutil
+import socket
+import time
+from typing import Any, Dict, Iterator, List, Optional
+
+import numpy as np
+
+from aimed._io import atomic_write_bytes, atomic_write_json
+from aimed.errors import StageFailed
+
+STATE_FILE = "state.json"
+ARCHIVE_DIR = "archive"
+ARCHIVES_KEPT = 3
+
+
+def variables_to_bytes(variables: List[Any]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(variables)})
+    return buffer.getvalue()
+
+
+def assign_variables(variables: List[Any], path: pathlib.Path) -> None:
+    with np.load(path) as saved:
+        if len(saved.files) != len(variables):
+            raise StageFailed(
+                f"checkpoint {path} holds {len(saved.files)} variables but the model has {len(variables)}; "
+                f"the model code changed without changing its fingerprint. Delete {path.parent} to start fresh."
+            )
+        for i, variable in enumerate(variables):
+            variable.assign(saved[f"{i:05d}"])
+
+
+def all_variables(model: Any) -> List[Any]:
+    """Model variables (with seed generator states) then optimizer variables, in a stable order."""
+    return list(model.variables) + list(model.optimizer.variables)
+
+
+class TrainState:
+    """The resume state in one folder: read, advanced epoch by epoch, archived when stale."""
+
+    def __init__(self, folder: pathlib.Path) -> None:
+        self.folder = folder
+        self.data: Dict[str, Any] = {}
+        path = folder / STATE_FILE
+        if path.is_file():
+            self.data = json.loads(path.read_text())
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.data)
+
+    @property
+    def epoch(self) -> int:
+        """Number of completed epochs."""
+        return int(self.data.get("epoch", 0))
+
+    @property
+    def history(self) -> List[Dict[str, float]]:
+        return list(self.data.get("history", []))
+
+    def start(self, fingerprint: str, parts: Dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.data = {"fingerprint": fingerprint, "parts": parts, "epoch": 0, "history": [],
+                     "best": None, "weights": None, "best_weights": None}
+
+    def restore(self, model: Any) -> None:
+        if self.data.get("weights"):
+            assign_variables(all_variables(model), self.folder / self.data["weights"])
+
+    def commit_epoch(self, model: Any, logs: Dict[str, float], is_best: bool, best: Optional[Dict[str, Any]]) -> None:
+        """Record a finished epoch: new weights file, then ``state.json`` pointing at it."""
+        epoch = self.epoch + 1
+        weights_name = f"epoch-{epoch:05d}.npz"
+        atomic_write_bytes(self.folder / weights_name, variables_to_bytes(all_variables(model)))
+        new = dict(self.data, epoch=epoch, history=self.history + [dict(logs, epoch=epoch)], weights=weights_name)
+        if is_best:
+            best_name = f"best-{epoch:05d}.npz"
+            atomic_write_bytes(self.folder / best_name, variables_to_bytes(list(model.variables)))
+            new.update(best=best, best_weights=best_name)
+        atomic_write_json(self.folder / STATE_FILE, new)
+        keep = {new["weights"], new["best_weights"]}
+        for old in self.folder.glob("*.npz"):
+            if old.name not in keep:
+                old.unlink()
+        self.data = new
+
+    def set(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        atomic_write_json(self.folder / STATE_FILE, self.data)
+
+
+def archive(folder: pathlib.Path) -> Optional[pathlib.Path]:
+    """Move a stale state folder aside into ``<folder>/../archive``; keep the newest few."""
+    if not (folder / STATE_FILE).is_file():
+        return None
+    archive_root = folder.parent / ARCHIVE_DIR
+    archive_root.mkdir(parents=True, exist_ok=True)
+    target = archive_root / time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    suffix = 0
+    while target.exists():
+        suffix += 1
+        target = target.with_name(f"{target.name.split('-')[0]}-{suffix}")
+    os.replace(folder, target)
+    for stale in sorted(archive_root.iterdir())[:-ARCHIVES_KEPT]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return target
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def train_lock(path: pathlib.Path, run: str) -> Iterator[None]:
+    """Hold an exclusive lock file for a run's training; a lock of a dead process is taken over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            same_host = holder.get("host") == me["host"]
+            if holder and same_host and not _pid_alive(int(holder.get("pid", -1))):
+                path.unlink(missing_ok=True)
+                continue
+            if not holder and time.time() - path.stat().st_mtime > 60:
+                path.unlink(missing_ok=True)
+                continue
+            raise StageFailed(
+                f"run '{run}' is already training (lock {path} held by pid {holder.get('pid')} on "
+                f"{holder.get('host')}). Wait for it to finish, or if that process is gone on another host, "
+                f"delete the lock file."
+            )
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)

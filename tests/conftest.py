@@ -1,0 +1,130 @@
+"""Shared fixtures: a shrunken copy of the project, and a Snakemake runner.
+
+The copy follows the lightning-hydra-template pattern: the real ``config/config.yaml`` and
+``runs/*/config.yaml`` are copied and only a few keys are overridden (dataset limits, epochs,
+MLflow tracking URI), so tests always exercise the configs that users run.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+from typing import Any, Callable, Dict, Mapping
+
+import pytest
+import yaml
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+#: What a project needs to run the workflow: copied by ``project_copy``.
+PROJECT_ITEMS = ("Snakefile", "workflow", "config", "runs", "src", "data", "profiles")
+_COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".snakemake", ".pytest_cache")
+
+#: Sizes of the shrunken project: images kept per split, and training epochs.
+SHRUNK = {"train": 64, "validation": 32, "test": 32, "epochs": 2}
+
+#: Environment of every test and every subprocess it starts.
+TEST_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.update(TEST_ENV)
+    # `aimed`, `snakemake` and `python` in subprocesses resolve to this interpreter's environment.
+    bin_dir = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[0] != bin_dir:
+        os.environ["PATH"] = os.pathsep.join(p for p in (bin_dir, path) if p)
+
+
+def deep_update(base: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """Merge ``overrides`` into ``base`` in place, recursing into nested mappings; return ``base``."""
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def update_yaml(path: pathlib.Path, overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """Apply ``overrides`` to the YAML mapping in ``path`` (comments are not kept); return it."""
+    data = yaml.safe_load(path.read_text()) or {}
+    deep_update(data, overrides)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return data
+
+
+def copy_project(dest: pathlib.Path) -> pathlib.Path:
+    """Copy the real project's workflow files (``PROJECT_ITEMS``) into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in PROJECT_ITEMS:
+        src = REPO_ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, dest / item, ignore=_COPY_IGNORE)
+        elif src.is_file():
+            shutil.copy2(src, dest / item)
+        else:
+            raise FileNotFoundError(f"{src} is missing: the test project copy needs {', '.join(PROJECT_ITEMS)}")
+    return dest
+
+
+def shrink_project(project: pathlib.Path, mlflow_db: pathlib.Path) -> None:
+    """Override the copied configs so the whole workflow runs in a few minutes on a CPU."""
+    update_yaml(
+        project / "config" / "config.yaml",
+        {
+            "datasets": {
+                "mnist": {f"limit_{split}": SHRUNK[split] for split in ("train", "validation", "test")}
+            }
+        },
+    )
+    for run_config in sorted((project / "runs").glob("*/config.yaml")):
+        update_yaml(
+            run_config,
+            {"epochs": SHRUNK["epochs"], "mlflow": {"tracking_uri": f"sqlite:///{mlflow_db}"}},
+        )
+
+
+@pytest.fixture
+def shrunk() -> Dict[str, int]:
+    """Sizes of ``project_copy``: images per split and epochs."""
+    return dict(SHRUNK)
+
+
+@pytest.fixture
+def project_copy(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A shrunken copy of the project in ``tmp_path/project``, with its own MLflow database."""
+    project = copy_project(tmp_path / "project")
+    shrink_project(project, tmp_path / "mlflow.db")
+    return project
+
+
+@pytest.fixture
+def run_snakemake() -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``snakemake ARGS`` in a project folder; stdout and stderr come back merged in ``.stdout``.
+
+    Usage: ``run_snakemake(project, "-n", "--cores", "1", timeout=120, check=True)``. With
+    ``check`` a non-zero exit fails the test and shows Snakemake's output.
+    """
+
+    def run(project: pathlib.Path, *args: str, timeout: float = 300, check: bool = False):
+        proc = subprocess.run(
+            [sys.executable, "-m", "snakemake", *args],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            pytest.fail(f"snakemake {' '.join(args)} exited with {proc.returncode}:\n{proc.stdout[-20000:]}")
+        return proc
+
+    return run

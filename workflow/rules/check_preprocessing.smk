@@ -1,0 +1,11 @@
+rule check_preprocessing:
+    input:
+        stage_input("check-preprocessing"),
+    output:
+        stage_output("check-preprocessing"),
+    log:
+        stage_log("check-preprocessing"),
+    message:
+        "check-preprocessing: checking preprocessed batches of run {wildcards.run}"
+    shell:
+        stage_shell("check-preprocessing")

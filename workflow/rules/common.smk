@@ -1,0 +1,123 @@
+# Shared by every rule file: the pipeline graph from aimed.pipeline.STAGES (the one source of
+# truth for stage names, CLI commands, upstream stages and output paths), run configs, targets.
+
+import functools
+import os
+import pathlib
+import sys
+
+import yaml
+from snakemake.exceptions import WorkflowError
+
+from aimed.config import run_schema
+from aimed.pipeline import EVAL_SPLITS, STAGES, stage_outputs
+
+
+report: "../report/workflow.rst"
+
+
+# The shell commands call `aimed` and `python`: resolve both in the environment that runs
+# Snakemake (the one that imported aimed above), even when that environment is not activated.
+_BIN_DIR = os.path.dirname(sys.executable)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN_DIR:
+    os.environ["PATH"] = os.pathsep.join(p for p in (_BIN_DIR, os.environ.get("PATH")) if p)
+
+
+wildcard_constraints:
+    run="[^/]+",
+
+
+RUNS_DIR = pathlib.Path("runs")
+MNIST = config["datasets"]["mnist"]
+
+
+def _check_runs():
+    """Fail at parse time, with one clear message, when a listed run has no config file."""
+    missing = [run for run in config["runs"] if not (RUNS_DIR / run / "config.yaml").is_file()]
+    if missing:
+        known = sorted(p.parent.name for p in RUNS_DIR.glob("*/config.yaml"))
+        raise WorkflowError(
+            f"config key 'runs' lists {', '.join(repr(r) for r in missing)}, but there is no "
+            f"{' or '.join(str(RUNS_DIR / r / 'config.yaml') for r in missing)}. "
+            f"Known runs: {', '.join(known) or 'none'}. Create the run's config.yaml or remove the "
+            f"name from 'runs' in the workflow config (config/config.yaml or --config)."
+        )
+
+
+_check_runs()
+
+
+@functools.lru_cache(maxsize=None)
+def run_config(run):
+    """The raw runs/<run>/config.yaml (aimed validates it fully when a stage runs)."""
+    path = RUNS_DIR / run / "config.yaml"
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise WorkflowError(f"cannot read run config {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise WorkflowError(f"run config {path} is a {type(data).__name__}, not a mapping of keys")
+    return data
+
+
+def _run_default(key):
+    return run_schema()["properties"][key]["default"]
+
+
+def run_data_dir(wildcards):
+    """Input of validate_data: the dataset folder named by the run's data_dir."""
+    return os.path.normpath(run_config(wildcards.run).get("data_dir") or _run_default("data_dir"))
+
+
+def run_splits(run):
+    """Splits evaluated for a run: its evaluation.splits, by default every split."""
+    evaluation = run_config(run).get("evaluation") or {}
+    splits = evaluation.get("splits") or run_schema()["properties"]["evaluation"]["properties"]["splits"]["default"]
+    return [s for s in EVAL_SPLITS if s in splits]
+
+
+def stage_output(name):
+    """A rule's output: the stage's files, directory() folders and report() files."""
+    s = STAGES[name]
+    caption = f"../report/{s.rule}.rst"
+    return (
+        list(s.outputs)
+        + [directory(d) for d in s.directories]
+        + [report(r, caption=caption, category=name, subcategory="{run}") for r in s.reports]
+    )
+
+
+def stage_input(name):
+    """A rule's input: every output of the stage's upstream stages."""
+    return [path for up in STAGES[name].upstream for path in stage_outputs(up)]
+
+
+def stage_shell(name):
+    """The stage's CLI command from STAGES, with its stdout and stderr sent to the log."""
+    command = STAGES[name].command.format(run="{wildcards.run}", split="{wildcards.split}")
+    return command + " > {log} 2>&1"
+
+
+def stage_log(name, *wildcards):
+    """logs/{run}/<rule>.log, with any further wildcards (evaluate: split) in the name."""
+    suffix = "".join(f"_{{{w}}}" for w in wildcards)
+    return f"logs/{{run}}/{STAGES[name].rule}{suffix}.log"
+
+
+def mnist_limit_args():
+    """--limit-<split> N arguments of prepare_mnist.py for the limits set in the config."""
+    return " ".join(
+        f"--limit-{split} {MNIST[f'limit_{split}']}"
+        for split in ("train", "validation", "test")
+        if MNIST.get(f"limit_{split}") is not None
+    )
+
+
+def final_targets():
+    """What rule all requests: every run's evaluation outputs and check-preprocessing outputs."""
+    targets = []
+    for run in config["runs"]:
+        targets += stage_outputs("check-preprocessing", run=run)
+        for split in run_splits(run):
+            targets += stage_outputs("evaluate", run=run, split=split)
+    return targets

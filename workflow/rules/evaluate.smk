@@ -1,0 +1,13 @@
+rule evaluate:
+    input:
+        stage_input("evaluate"),
+    output:
+        stage_output("evaluate"),
+    log:
+        stage_log("evaluate", "split"),
+    message:
+        "evaluate: evaluating run {wildcards.run} on the {wildcards.split} split"
+    wildcard_constraints:
+        split="|".join(EVAL_SPLITS),
+    shell:
+        stage_shell("evaluate")

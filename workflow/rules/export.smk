@@ -1,0 +1,11 @@
+rule export:
+    input:
+        stage_input("export"),
+    output:
+        stage_output("export"),
+    log:
+        stage_log("export"),
+    message:
+        "export: exporting the best epoch of run {wildcards.run}"
+    shell:
+        stage_shell("export")

@@ -1,0 +1,11 @@
+rule validate_data:
+    input:
+        run_data_dir,
+    output:
+        stage_output("validate-data"),
+    log:
+        stage_log("validate-data"),
+    message:
+        "validate-data: checking the dataset of run {wildcards.run}"
+    shell:
+        stage_shell("validate-data")
