@@ -55,6 +55,11 @@ def _evaluate(args):
     _stage("evaluate")(ctx, split=args.split)
 
 
+def _sync_mlflow(args):
+    ctx = _context(args)
+    _stage("sync_mlflow")(ctx)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:
         self.print_usage(sys.stderr)
@@ -81,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("export", _export, "Export the best epoch as a SavedModel and a .keras file.")
     evaluate = add("evaluate", _evaluate, "Evaluate a split; write the per-datapoint report and a summary.")
     evaluate.add_argument("--split", required=True, choices=["validation", "test"], help="split to evaluate")
+    add("sync-mlflow", _sync_mlflow, "Upload metrics and artifacts logged while MLflow was unreachable.")
     return parser
 
 

@@ -157,6 +157,12 @@ def read_yaml_mapping(path: Union[str, pathlib.Path], what: str) -> dict:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            raise ConfigError(
+                f"{path}: unsupported YAML tag{where}: {problem}. aimed reads YAML with yaml.safe_load, which "
+                f"never builds Python objects; replace the tagged value in this {what} with a plain string, "
+                f"number, list or mapping."
+            ) from None
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}. Fix the syntax of this {what}.") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file. A {what} must be YAML.") from None

@@ -102,6 +102,10 @@ class Tracker:
 
         return self._guard("opening the run", _open)
 
+    def attach(self, run_id: Optional[str]) -> None:
+        """Log into an existing run (created by training); without one, logging calls do nothing."""
+        self.run_id = run_id if self.enabled else None
+
     def _steps_logged(self, key: str) -> set:
         if self._logged_steps is None:
             self._logged_steps = {}
@@ -166,3 +170,9 @@ class Tracker:
     def finish(self, status: str = "FINISHED") -> None:
         if self.run_id is not None:
             self._guard("closing the run", lambda: self._connect().set_terminated(self.run_id, status))
+
+
+def run_tracker(config: Any, project_dir: pathlib.Path) -> Tracker:
+    """The tracker of a run config: its URI and experiment, disabled if ``mlflow.enabled`` is false."""
+    return Tracker(tracking_uri(config, project_dir), config.mlflow.experiment_name or config.project_name,
+                   enabled=config.mlflow.enabled)

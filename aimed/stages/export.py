@@ -19,6 +19,7 @@ from aimed import __version__
 from aimed._io import atomic_write_json, atomic_write_text, staged_dir
 from aimed.errors import StageFailed
 from aimed.run import RunContext
+from aimed.tracking import run_tracker
 
 DEFAULT_INPUT_NAME = "inputs"
 
@@ -101,4 +102,12 @@ def run(ctx: RunContext) -> Dict[str, Any]:
             "git_commit": git_commit(ctx.project_dir),
             "mlflow_run_id": summary.get("mlflow_run_id"),
         })
+    tracker = run_tracker(ctx.config, ctx.project_dir)
+    tracker.attach(summary.get("mlflow_run_id"))
+    export_dir = ctx.stage_dir("export")
+    tracker.log_artifacts([export_dir / "model_card.json", export_dir / "config.yaml"])
+    # The SavedModel goes up as a plain artifact folder rather than through mlflow.keras.log_model:
+    # log_model would re-serialise the model and infer pip requirements (slow, and needs the
+    # network), while the folder is byte for byte the artifact aimed serves and versions.
+    tracker.log_artifacts([export_dir / "savedmodel"], "model")
     return best

@@ -26,7 +26,8 @@ from aimed.errors import ConfigError, StageFailed
 from aimed.fingerprint import hash_value, module_closure_hashes
 from aimed.loading import source_dir
 from aimed.run import RunContext
-from aimed.tracking import Tracker, flatten, tracking_uri
+from aimed.tracking import flatten, run_tracker
+from aimed.training.distribution import is_chief, make_strategy
 from aimed.training.state import TrainState, archive, train_lock
 
 log = logging.getLogger(__name__)
@@ -114,75 +115,95 @@ def history_csv(history: List[Dict[str, float]]) -> str:
     return out.getvalue()
 
 
-def _write_tensorboard(folder, rows: List[Dict[str, float]]) -> None:
-    import tensorflow as tf
+class TensorBoardLog:
+    """Epoch scalars in the layout of Keras' TensorBoard callback (``train/``, ``validation/``, ``epoch_*``).
 
-    writers = {"train": tf.summary.create_file_writer(str(folder / "train")),
-               "validation": tf.summary.create_file_writer(str(folder / "validation"))}
-    for row in rows:
+    Steps are epoch numbers taken from the committed history, so a resumed run continues the
+    curves instead of restarting them.
+    """
+
+    def __init__(self, folder) -> None:
+        import tensorflow as tf
+
+        self._tf = tf
+        self.writers = {side: tf.summary.create_file_writer(str(folder / side)) for side in ("train", "validation")}
+
+    def write(self, row: Dict[str, float]) -> None:
         for key, value in row.items():
             if key == "epoch":
                 continue
             side, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-            with writers[side].as_default():
-                tf.summary.scalar(f"epoch_{name}", value, step=int(row["epoch"]))
-    for writer in writers.values():
-        writer.flush()
+            with self.writers[side].as_default():
+                self._tf.summary.scalar(f"epoch_{name}", value, step=int(row["epoch"]))
+        for writer in self.writers.values():
+            writer.flush()
 
 
-def _open_state(ctx: RunContext) -> TrainState:
+def _open_state(ctx: RunContext, writable: bool) -> TrainState:
+    """The matching resume state, or a fresh one after moving a stale state aside.
+
+    A state is stale when anything but ``epochs`` changed, or when ``epochs`` went below the
+    epochs already trained (that run is a different training, and its weights are gone).
+    """
     folder = ctx.state_dir / "train"
     fingerprint, parts = training_fingerprint(ctx)
-    state = TrainState(folder)
-    if state.exists and state.data.get("fingerprint") != fingerprint:
+    state = TrainState(folder, writable)
+    if state.exists:
         changed = [k for k, v in parts.items() if state.data.get("parts", {}).get(k) != v]
-        moved = archive(folder)
-        log.info("training %s changed since the last run; old state moved to %s; starting fresh", ", ".join(changed), moved)
-        state = TrainState(folder)
+        if state.epoch > ctx.config.epochs:
+            changed.append(f"epochs (lowered below the {state.epoch} trained)")
+        if changed:
+            if writable:
+                moved = archive(folder)
+                log.info("training %s changed since the last run; old state moved to %s", ", ".join(changed), moved)
+            state = TrainState(folder, writable)
+            state.data = {}
     if not state.exists:
         state.start(fingerprint, parts)
     return state
 
 
 def run(ctx: RunContext) -> Dict[str, Any]:
-    """Train the run's model to ``epochs``, resuming from ``state/<run>/train`` when it matches."""
+    """Train the run's model to ``epochs``, resuming from ``state/<run>/train`` when it matches.
+
+    Under a multi-worker strategy every worker trains; only the chief takes the lock, writes
+    the state and publishes results.
+    """
+    configure_determinism(ctx.config.deterministic)
+    strategy = make_strategy(ctx.config.distribution, ctx.config.source)
+    if not is_chief(strategy):
+        return _train(ctx, strategy, chief=False)
     with train_lock(ctx.state_dir / "train.lock", ctx.name):
-        return _train(ctx)
+        return _train(ctx, strategy, chief=True)
 
 
-def _train(ctx: RunContext) -> Dict[str, Any]:
+def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
     config = ctx.config
-    configure_determinism(config.deterministic)
-    state = _open_state(ctx)
-    if state.epoch > config.epochs:
-        raise ConfigError(
-            f"{config.source}: key 'epochs' is {config.epochs}, but run '{ctx.name}' has already trained "
-            f"{state.epoch} epochs with this config. Raise 'epochs' to continue, or change the training config "
-            f"to start fresh."
-        )
+    state = _open_state(ctx, writable=chief)
     seed_everything(config.seed)
     loader, augmentor, preprocessor = ctx.data_loader(), ctx.augmentor(), ctx.preprocessor()
     builder = ctx.model_builder()
-    model = builder.get_compiled_model()
-    val_batches, _, _ = batched_split(loader, augmentor, preprocessor, "validation")
-    names = logged_metric_names(model, val_batches)
+    with strategy.scope():
+        model = builder.get_compiled_model()
+        val_batches, _, _ = batched_split(loader, augmentor, preprocessor, "validation")
+        names = logged_metric_names(model, val_batches)
+        model.optimizer.build(model.trainable_variables)
     metric, mode = config.export.metric, config.export.mode
     if metric not in names:
         raise ConfigError(
             f"{config.source}: key 'export.metric' is '{metric}', but the model logs only {', '.join(names)}. "
             f"Set export.metric to one of these."
         )
-    model.optimizer.build(model.trainable_variables)
     state.restore(model)
 
-    tracker = Tracker(tracking_uri(config, ctx.project_dir), config.mlflow.experiment_name or config.project_name,
-                      enabled=config.mlflow.enabled)
-    run_id = tracker.open(state.data.get("mlflow_run_id"), ctx.name, flatten(config.to_dict()),
-                          {"aimed.run": ctx.name, "aimed.version": __version__, "aimed.epochs": str(config.epochs)})
-    if run_id and run_id != state.data.get("mlflow_run_id"):
-        state.set("mlflow_run_id", run_id)
-    tracker.log_epochs(state.history)
-    tensorboard_dir = ctx.state_dir / "tensorboard"
+    tracker = run_tracker(config, ctx.project_dir) if chief else None
+    if tracker is not None:
+        run_id = tracker.open(state.data.get("mlflow_run_id"), ctx.name, flatten(config.to_dict()),
+                              {"aimed.run": ctx.name, "aimed.version": __version__, "aimed.epochs": str(config.epochs)})
+        if run_id and run_id != state.data.get("mlflow_run_id"):
+            state.set("mlflow_run_id", run_id)
+        tracker.log_epochs(state.history)
+    tensorboard = TensorBoardLog(ctx.state_dir / "tensorboard") if chief else None
     callbacks = [_nan_guard()] + list(builder.get_callbacks() or [])
     verbose = _verbosity(config.training.verbose)
 
@@ -193,8 +214,8 @@ def _train(ctx: RunContext) -> Dict[str, Any]:
         val_batches, _, val_iter = batched_split(loader, augmentor, preprocessor, "validation")
         result = model.fit(
             train_batches, steps_per_epoch=train_iter, validation_data=val_batches, validation_steps=val_iter,
-            initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, verbose=1 if verbose == 1 else 0, shuffle=False,
-            class_weight=builder.get_class_weight(),
+            initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, verbose=1 if verbose == 1 else 0,
+            shuffle=False, class_weight=builder.get_class_weight(),
         )
         logs = {k: float(v[-1]) for k, v in result.history.items()}
         value = logs.get(metric)
@@ -202,8 +223,9 @@ def _train(ctx: RunContext) -> Dict[str, Any]:
         better = is_better(value, best, mode)
         state.commit_epoch(model, logs, better, {"metric": metric, "mode": mode, "value": value, "epoch": epoch + 1}
                            if better else best)
-        _write_tensorboard(tensorboard_dir, state.history[-1:])
-        tracker.log_epochs(state.history[-1:])
+        if chief:
+            tensorboard.write(state.history[-1])
+            tracker.log_epochs(state.history[-1:])
         if verbose == 2:
             print(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k}={v:.5g}" for k, v in logs.items()), flush=True)
 
@@ -212,6 +234,8 @@ def _train(ctx: RunContext) -> Dict[str, Any]:
             f"no epoch of run '{ctx.name}' has a finite '{metric}'; there is no best epoch to export. "
             f"Check the history in {state.folder / 'state.json'}."
         )
+    if not chief:
+        return {"epochs": state.epoch, "best": state.data["best"]}
     summary = _publish(ctx, model, state)
     tracker.log_artifacts([ctx.stage_dir("train") / "history.csv", ctx.config_path])
     tracker.finish()

@@ -53,8 +53,9 @@ def all_variables(model: Any) -> List[Any]:
 class TrainState:
     """The resume state in one folder: read, advanced epoch by epoch, archived when stale."""
 
-    def __init__(self, folder: pathlib.Path) -> None:
+    def __init__(self, folder: pathlib.Path, writable: bool = True) -> None:
         self.folder = folder
+        self.writable = writable
         self.data: Dict[str, Any] = {}
         path = folder / STATE_FILE
         if path.is_file():
@@ -74,7 +75,6 @@ class TrainState:
         return list(self.data.get("history", []))
 
     def start(self, fingerprint: str, parts: Dict[str, Any]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.data = {"fingerprint": fingerprint, "parts": parts, "epoch": 0, "history": [],
                      "best": None, "weights": None, "best_weights": None}
 
@@ -83,9 +83,16 @@ class TrainState:
             assign_variables(all_variables(model), self.folder / self.data["weights"])
 
     def commit_epoch(self, model: Any, logs: Dict[str, float], is_best: bool, best: Optional[Dict[str, Any]]) -> None:
-        """Record a finished epoch: new weights file, then ``state.json`` pointing at it."""
+        """Record a finished epoch: new weights file, then ``state.json`` pointing at it.
+
+        A read-only state (a non-chief worker) advances in memory only.
+        """
         epoch = self.epoch + 1
         weights_name = f"epoch-{epoch:05d}.npz"
+        if not self.writable:
+            self.data = dict(self.data, epoch=epoch, history=self.history + [dict(logs, epoch=epoch)],
+                             best=best if is_best else self.data.get("best"))
+            return
         atomic_write_bytes(self.folder / weights_name, variables_to_bytes(all_variables(model)))
         new = dict(self.data, epoch=epoch, history=self.history + [dict(logs, epoch=epoch)], weights=weights_name)
         if is_best:
@@ -101,7 +108,8 @@ class TrainState:
 
     def set(self, key: str, value: Any) -> None:
         self.data[key] = value
-        atomic_write_json(self.folder / STATE_FILE, self.data)
+        if self.writable:
+            atomic_write_json(self.folder / STATE_FILE, self.data)
 
 
 def archive(folder: pathlib.Path) -> Optional[pathlib.Path]:

@@ -1,4 +1,4 @@
-# Shared by every rule file: the pipeline graph from aimed.pipeline.STAGES (the one source of
+# Shared by all the .smk files: the pipeline graph from aimed.pipeline.STAGES (the one source of
 # truth for stage names, CLI commands, upstream stages and output paths), run configs, targets.
 
 import functools
@@ -80,11 +80,11 @@ def stage_output(name):
     """A rule's output: the stage's files, directory() folders and report() files."""
     s = STAGES[name]
     caption = f"../report/{s.rule}.rst"
-    return (
-        list(s.outputs)
-        + [directory(d) for d in s.directories]
-        + [report(r, caption=caption, category=name, subcategory="{run}") for r in s.reports]
-    )
+    return [
+        *s.outputs,
+        *(directory(d) for d in s.directories),
+        *(report(r, caption=caption, category=name, subcategory="{run}") for r in s.reports),
+    ]
 
 
 def stage_input(name):
@@ -95,7 +95,7 @@ def stage_input(name):
 def stage_shell(name):
     """The stage's CLI command from STAGES, with its stdout and stderr sent to the log."""
     command = STAGES[name].command.format(run="{wildcards.run}", split="{wildcards.split}")
-    return command + " > {log} 2>&1"
+    return f"{command} > {{log}} 2>&1"
 
 
 def stage_log(name, *wildcards):
@@ -114,7 +114,7 @@ def mnist_limit_args():
 
 
 def final_targets():
-    """What rule all requests: every run's evaluation outputs and check-preprocessing outputs."""
+    """Targets of the default target (all): every run's evaluation and check-preprocessing outputs."""
     targets = []
     for run in config["runs"]:
         targets += stage_outputs("check-preprocessing", run=run)

@@ -1,0 +1,30 @@
+# The two entry points: `make run` (the example pipeline) and `make test` (the test suite).
+# Both create .venv with the project installed; only Python >= 3.10 and make are needed.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 1
+export PATH := $(abspath $(BIN)):$(PATH)
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export DVC_NO_ANALYTICS ?= 1
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install run test clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[cpu,dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=1
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf results state logs datasets .snakemake mlflow.db

@@ -1,0 +1,42 @@
+"""sync-mlflow: upload what a run logged while MLflow was unreachable.
+
+Per-epoch metrics come from the resume state's history (steps already in MLflow are skipped),
+artifacts from the run's results folder. The MLflow run is created now if training never
+reached the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from aimed import __version__
+from aimed.errors import StageFailed
+from aimed.run import RunContext
+from aimed.tracking import flatten, run_tracker
+from aimed.training.state import TrainState
+
+
+def run(ctx: RunContext) -> Dict[str, Any]:
+    """Bring the run's MLflow run up to date with its history and artifacts."""
+    state = TrainState(ctx.state_dir / "train")
+    if not state.exists:
+        raise StageFailed(f"run '{ctx.name}' has no training state in {state.folder}; train it first.")
+    tracker = run_tracker(ctx.config, ctx.project_dir)
+    if not tracker.enabled:
+        raise StageFailed(f"{ctx.config.source}: mlflow.enabled is false, so there is nothing to sync.")
+    run_id = tracker.open(state.data.get("mlflow_run_id"), ctx.name, flatten(ctx.config.to_dict()),
+                          {"aimed.run": ctx.name, "aimed.version": __version__})
+    if run_id is None:
+        raise StageFailed(f"MLflow at {tracker.uri} is still unreachable; start the server and run this again.")
+    if run_id != state.data.get("mlflow_run_id"):
+        state.set("mlflow_run_id", run_id)
+    tracker.log_epochs(state.history)
+    tracker.log_artifacts([ctx.stage_dir("train") / "history.csv", ctx.config_path])
+    export = ctx.stage_dir("export")
+    tracker.log_artifacts([export / "model_card.json", export / "config.yaml"])
+    tracker.log_artifacts([export / "savedmodel"], "model")
+    for split_dir in sorted(ctx.stage_dir("evaluate").glob("*")):
+        tracker.log_artifacts(sorted(split_dir.glob("*")), f"evaluation/{split_dir.name}")
+    if not tracker.enabled:
+        raise StageFailed(f"MLflow at {tracker.uri} failed during the upload; run this again.")
+    return {"run_id": run_id, "epochs": state.epoch}

@@ -1,0 +1,360 @@
+"""The Snakemake workflow: its graph, rules, config schema, and an end-to-end run on a small copy."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import re
+
+import pytest
+import yaml
+
+from aimed.pipeline import EVAL_SPLITS, STAGES, stage_outputs
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+RULES_DIR = REPO_ROOT / "workflow" / "rules"
+SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+EXTRA_RULES = ("prepare_data",)  # rules that are not aimed stages
+EVAL_FUNC_COLUMN = "sparse categorical ce"  # the example evaluator's one eval func (src/evaluation.py)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def workflow_config(project: pathlib.Path) -> dict:
+    return yaml.safe_load((project / "config" / "config.yaml").read_text())
+
+
+def stage_splits(stage: str):
+    """The splits a stage runs for: every evaluation split for evaluate, else one job per run."""
+    return EVAL_SPLITS if "{split}" in STAGES[stage].command else (None,)
+
+
+def stage_log(stage: str, run: str, split=None) -> str:
+    return f"logs/{run}/{STAGES[stage].rule}{'_' + split if split else ''}.log"
+
+
+def job_stats(output: str) -> dict:
+    """The first 'Job stats' table of a Snakemake dry run, as {rule: count}."""
+    match = re.search(r"Job stats:\s*\njob\s+count\s*\n[-\s]+\n(.*?)\ntotal\s+(\d+)", output, re.S)
+    assert match, f"no job stats in the Snakemake output:\n{output}"
+    counts = {}
+    for line in match.group(1).splitlines():
+        name, count = line.split()
+        counts[name] = int(count)
+    assert sum(counts.values()) == int(match.group(2))
+    return counts
+
+
+def detailed_summary(output: str) -> dict:
+    """``snakemake --detailed-summary`` as {output file: rule}."""
+    lines = output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("output_file\t"))
+    columns = lines[header].split("\t")
+    rows = [dict(zip(columns, line.split("\t"))) for line in lines[header + 1 :] if "\t" in line]
+    return {row["output_file"]: row["rule"] for row in rows}
+
+
+def rule_blocks(path: pathlib.Path) -> dict:
+    """{rule name: its text} of a .smk file."""
+    text = path.read_text()
+    starts = list(re.finditer(r"^(?:rule|checkpoint) (\w+):", text, re.M))
+    return {
+        m.group(1): text[m.start() : starts[i + 1].start() if i + 1 < len(starts) else len(text)]
+        for i, m in enumerate(starts)
+    }
+
+
+def stage_rule_files():
+    return sorted(p for p in RULES_DIR.glob("*.smk") if p.name != "common.smk")
+
+
+# ----------------------------------------------------------------------------- graph
+
+
+def test_dry_run_lists_every_job(project_copy, run_snakemake):
+    proc = run_snakemake(project_copy, "--dry-run", "--quiet", "rules", "--nocolor", "--cores", "1", check=True)
+    runs = workflow_config(project_copy)["runs"]
+    assert len(runs) == 2
+    assert job_stats(proc.stdout) == {
+        "prepare_data": 1,
+        "validate_data": 2,
+        "check_preprocessing": 2,
+        "train": 2,
+        "export": 2,
+        "evaluate": 4,
+        "all": 1,
+    }
+
+
+def test_shell_commands_are_the_stage_commands(project_copy, run_snakemake, shrunk):
+    """Every job calls the aimed CLI exactly as STAGES says, logging to logs/<run>/<stage>.log."""
+    proc = run_snakemake(project_copy, "--dry-run", "--printshellcmds", "--nocolor", "--cores", "1", check=True)
+    found = {
+        line.split("Shell command:", 1)[1].strip()
+        for line in proc.stdout.splitlines()
+        if "Shell command:" in line and not line.rstrip().endswith("None")
+    }
+    expected = {
+        "python workflow/scripts/prepare_mnist.py --sample data/mnist_sample.npz --out datasets/mnist "
+        f"--limit-train {shrunk['train']} --limit-validation {shrunk['validation']} --limit-test {shrunk['test']} "
+        "> logs/prepare_data.log 2>&1"
+    }
+    for run in workflow_config(project_copy)["runs"]:
+        for name in STAGES:
+            for split in stage_splits(name):
+                command = STAGES[name].command.format(run=run, split=split)
+                expected.add(f"{command} > {stage_log(name, run, split)} 2>&1")
+    assert found == expected
+
+
+def test_rule_outputs_are_the_pipeline_stages(project_copy, run_snakemake):
+    """The workflow's files, and the rule making each, equal aimed.pipeline.STAGES."""
+    proc = run_snakemake(project_copy, "--detailed-summary", "--nocolor", check=True)
+    expected = {"datasets/mnist": "prepare_data"}
+    for run in workflow_config(project_copy)["runs"]:
+        for name, stage in STAGES.items():
+            for split in stage_splits(name):
+                wildcards = {"run": run, "split": split} if split else {"run": run}
+                expected.update({path: stage.rule for path in stage_outputs(name, **wildcards)})
+    summary = detailed_summary(proc.stdout)
+    assert summary == expected
+    # Training checkpoints must never be an output: Snakemake deletes the outputs of failed jobs.
+    assert not [path for path in summary if path.startswith("state/")]
+
+
+def test_rules_and_rule_files_match_stages(project_copy, run_snakemake):
+    proc = run_snakemake(project_copy, "--list-rules", "--nocolor", check=True)
+    listed = {line.strip() for line in proc.stdout.splitlines() if re.fullmatch(r"\s*\w+\s*", line)}
+    stage_rules = {s.rule for s in STAGES.values()} | set(EXTRA_RULES)
+    assert listed == stage_rules | {"all"}
+    assert {p.stem for p in stage_rule_files()} == stage_rules
+
+
+@pytest.mark.parametrize("path", stage_rule_files(), ids=lambda p: p.name)
+def test_rule_file_has_one_rule_with_log_and_message(path):
+    blocks = rule_blocks(path)
+    assert list(blocks) == [path.stem], f"{path.name} must define exactly the rule {path.stem}"
+    body = blocks[path.stem]
+    for directive in ("input", "output", "log", "message", "shell"):
+        assert re.search(rf"^\s+{directive}:", body, re.M), f"rule {path.stem} has no {directive}:"
+
+
+def test_report_captions_exist():
+    report_dir = REPO_ROOT / "workflow" / "report"
+    assert (report_dir / "workflow.rst").is_file()
+    for stage in STAGES.values():
+        if stage.reports:
+            assert (report_dir / f"{stage.rule}.rst").is_file(), f"no caption for the reports of {stage.name}"
+
+
+def test_train_rule_declares_gpu_and_threads():
+    body = rule_blocks(RULES_DIR / "train.smk")["train"]
+    assert re.search(r"^\s+threads:", body, re.M)
+    assert re.search(r"^\s+resources:\s*\n\s+gpu=1,?\s*$", body, re.M)
+    for path in stage_rule_files():
+        if path.stem != "train":
+            assert "gpu" not in rule_blocks(path)[path.stem], f"{path.stem} should not need the gpu resource"
+
+
+# ----------------------------------------------------------------------------- config schema
+
+
+def _validate(config: dict) -> dict:
+    from snakemake.utils import validate
+
+    validate(config, str(SCHEMA))
+    return config
+
+
+def test_schema_documents_every_key():
+    def walk(schema, where):
+        for key, prop in schema.get("properties", {}).items():
+            assert prop.get("description"), f"{where}{key} has no description"
+            assert "default" in prop, f"{where}{key} has no default"
+            walk(prop, f"{where}{key}.")
+
+    walk(yaml.safe_load(SCHEMA.read_text()), "")
+
+
+def test_schema_accepts_the_real_config_and_fills_defaults():
+    real = _validate(yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text()))
+    assert real["runs"] == ["mnist-tf", "mnist-gen"]
+    minimal = _validate({"runs": ["mnist-tf"]})
+    assert minimal["datasets"]["mnist"] == {
+        "sample": "data/mnist_sample.npz",
+        "path": "datasets/mnist",
+        "limit_train": None,
+        "limit_validation": None,
+        "limit_test": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"runs": "mnist-tf"},
+        {"runs": []},
+        {"runs": ["mnist-tf", "mnist-tf"]},
+        {"runs": ["../mnist-tf"]},
+        {"runs": ["mnist-tf"], "datasets": {"mnist": {"limit_train": 0}}},
+        {"runs": ["mnist-tf"], "datasets": {"mnist": {"limit_test": "32"}}},
+        {"runs": ["mnist-tf"], "datasets": {"mnist": {"sampel": "data/x.npz"}}},
+        {"run": ["mnist-tf"]},
+        {"runs": ["mnist-tf"], "train_threads": 0},
+    ],
+    ids=repr,
+)
+def test_schema_rejects_bad_config(config):
+    from snakemake.exceptions import WorkflowError
+
+    with pytest.raises(WorkflowError, match="Error validating config file"):
+        _validate(config)
+
+
+def test_workflow_rejects_runs_given_as_a_string(project_copy, run_snakemake):
+    (project_copy / "config" / "config.yaml").write_text("runs: mnist-tf\n")
+    proc = run_snakemake(project_copy, "--dry-run", "--cores", "1")
+    assert proc.returncode != 0
+    assert "Error validating config file" in proc.stdout
+    assert "'mnist-tf' is not of type 'array'" in proc.stdout
+
+
+def test_workflow_rejects_a_run_without_config(project_copy, run_snakemake):
+    (project_copy / "config" / "config.yaml").write_text("runs: [mnist-tf, no-such-run]\n")
+    proc = run_snakemake(project_copy, "--dry-run", "--cores", "1")
+    assert proc.returncode != 0
+    assert "runs/no-such-run/config.yaml" in proc.stdout
+    assert "Known runs: mnist-gen, mnist-tf" in proc.stdout
+
+
+def test_workflow_config_can_pick_one_run(project_copy, run_snakemake):
+    (project_copy / "config" / "config.yaml").write_text("runs: [mnist-gen]\n")
+    proc = run_snakemake(project_copy, "--dry-run", "--quiet", "rules", "--nocolor", "--cores", "1", check=True)
+    assert job_stats(proc.stdout) == {
+        "prepare_data": 1,
+        "validate_data": 1,
+        "check_preprocessing": 1,
+        "train": 1,
+        "export": 1,
+        "evaluate": 2,
+        "all": 1,
+    }
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def _logs_of(project: pathlib.Path) -> str:
+    logs = sorted((project / "logs").rglob("*.log")) if (project / "logs").is_dir() else []
+    return "\n".join(f"--- {p.relative_to(project)}\n{p.read_text()[-4000:]}" for p in logs)
+
+
+def _savedmodel_test_predictions(project: pathlib.Path, run: str):
+    """{data_id: softmax row} of the exported SavedModel on the run's test split, preprocessed as
+    the pipeline does (the run's own DataLoader and Preprocessor)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from aimed.data import batched_split, decode_ids, split_batch, take
+    from aimed.run import resolve_run
+
+    ctx = resolve_run(run, project)
+    batches, n, n_iter = batched_split(ctx.data_loader(), None, ctx.preprocessor(), "test", for_eval=True)
+    xs, ids = [], []
+    for batch in take(batches, n_iter):
+        x, _, data_id = split_batch(batch)
+        xs.append(np.asarray(x))
+        ids += decode_ids(data_id)
+    x = np.concatenate(xs)[:n]
+    ids = ids[:n]
+
+    loaded = tf.saved_model.load(str(project / "results" / run / "export" / "savedmodel"))
+    signature = loaded.signatures["serving_default"]
+    _, inputs = signature.structured_input_signature
+    assert len(inputs) == 1, f"serving signature has inputs {list(inputs)}"
+    (input_name, spec), = inputs.items()
+    outputs = signature(**{input_name: tf.constant(x, dtype=spec.dtype)})
+    assert len(outputs) == 1, f"serving signature has outputs {list(outputs)}"
+    probs = next(iter(outputs.values())).numpy()
+    assert probs.shape == (n, 10)
+    return dict(zip(ids, probs))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_end_to_end(project_copy, run_snakemake, shrunk):
+    import numpy as np
+    import pandas as pd
+
+    proc = run_snakemake(project_copy, "--cores", "2", "--resources", "gpu=1", "--nocolor", timeout=3300)
+    if proc.returncode != 0:
+        pytest.fail(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-15000:]}\n{_logs_of(project_copy)}")
+
+    dataset = project_copy / "datasets" / "mnist"
+    for split in ("train", "validation", "test"):
+        assert len(pd.read_csv(dataset / split / "labels.csv")) == shrunk[split]
+    test_labels = pd.read_csv(dataset / "test" / "labels.csv").set_index("image name")["label"]
+
+    for run in workflow_config(project_copy)["runs"]:
+        results = project_copy / "results" / run
+        for name in STAGES:
+            for split in stage_splits(name):
+                wildcards = {"run": run, "split": split} if split else {"run": run}
+                for path in stage_outputs(name, **wildcards):
+                    assert (project_copy / path).exists(), f"missing output {path}"
+                assert (project_copy / stage_log(name, run, split)).is_file()
+        assert (project_copy / "state" / run).is_dir(), "training state should live in state/<run>/"
+
+        report = json.loads((results / "validate_data" / "report.json").read_text())
+        assert report["ok"] is True, report.get("errors")
+        for split in ("train", "validation", "test"):
+            assert report["splits"][split]["n"] == shrunk[split]
+            assert report["splits"][split]["read"] == shrunk[split]
+
+        history = pd.read_csv(results / "train" / "history.csv")
+        assert len(history) == shrunk["epochs"]
+        assert {"loss", "val_loss"} <= set(history.columns)
+        assert np.isfinite(history[["loss", "val_loss"]].to_numpy()).all()
+
+        assert (results / "export" / "savedmodel" / "saved_model.pb").is_file()
+        assert isinstance(json.loads((results / "export" / "model_card.json").read_text()), dict)
+
+        for split in EVAL_SPLITS:
+            rows = pd.read_csv(results / "evaluate" / split / "report.csv")
+            assert len(rows) == shrunk[split]
+            assert {"data_id", "y_true", "y_pred", "pred_class", "confidence", EVAL_FUNC_COLUMN} <= set(rows.columns)
+            assert rows["data_id"].map(lambda s: bool(re.fullmatch(r"image_\d+\.jpg", str(s)))).all()
+            assert rows["data_id"].is_unique
+            assert rows["y_pred"].notna().all()
+            assert ((rows["confidence"] > 0) & (rows["confidence"] <= 1)).all()
+            assert (rows[EVAL_FUNC_COLUMN] >= 0).all()
+            json.loads((results / "evaluate" / split / "summary.json").read_text())
+
+        # The test report names the real images, with their labels, and the exported SavedModel
+        # reproduces its predictions.
+        rows = pd.read_csv(results / "evaluate" / "test" / "report.csv").set_index("data_id")
+        assert set(rows.index) == set(test_labels.index)
+        assert (rows["y_true"].astype(int) == test_labels.loc[rows.index]).all()
+
+        probs = _savedmodel_test_predictions(project_copy, run)
+        assert set(probs) == set(rows.index)
+        for data_id, row in rows.iterrows():
+            p = probs[data_id]
+            assert int(row["pred_class"]) == int(np.argmax(p)), data_id
+            # y_pred holds the model output (the softmax row for this classifier).
+            y_pred = np.asarray(json.loads(row["y_pred"]) if isinstance(row["y_pred"], str) else row["y_pred"])
+            if y_pred.size == p.size:
+                np.testing.assert_allclose(y_pred.reshape(-1), p, atol=1e-5, err_msg=data_id)
+            else:
+                assert int(y_pred.reshape(-1)[0]) == int(np.argmax(p)), data_id
+            assert math.isclose(row["confidence"], float(np.max(p)), abs_tol=1e-5), data_id
+            expected_ce = -math.log(min(max(float(p[int(row["y_true"])]), 1e-7), 1 - 1e-7))
+            assert math.isclose(row[EVAL_FUNC_COLUMN], expected_ce, rel_tol=1e-4, abs_tol=1e-4), data_id
+
+    # Nothing is left to do, and the HTML report (with the report() files) builds.
+    dry = run_snakemake(project_copy, "--dry-run", "--cores", "1", "--nocolor", check=True)
+    assert "Nothing to be done" in dry.stdout, dry.stdout
+    run_snakemake(project_copy, "--report", "report.html", "--nocolor", timeout=600, check=True)
+    assert (project_copy / "report.html").stat().st_size > 0
