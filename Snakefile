@@ -20,6 +20,13 @@ include: "workflow/rules/export.smk"
 include: "workflow/rules/evaluate.smk"
 
 
+sync_dvc_yaml()
+
+
+onsuccess:
+    sync_dvc_lock()
+
+
 rule all:
     default_target: True
     input:

@@ -18,6 +18,7 @@ from typing import Callable, List, Optional
 from aimed.errors import AimedError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STAGE_NAMES = ("validate-data", "check-preprocessing", "train", "export", "evaluate")
 
 
 def _stage(module: str) -> Callable:
@@ -60,6 +61,52 @@ def _sync_mlflow(args):
     _stage("sync_mlflow")(ctx)
 
 
+def _fingerprint(args):
+    from aimed.provenance import write_fingerprint_files
+
+    ctx = _context(args)
+    for path in write_fingerprint_files(ctx.config, ctx.project_dir, ctx.name):
+        print(f"updated {path.relative_to(ctx.project_dir)}")
+
+
+def _why(args):
+    from aimed.provenance import why
+
+    from aimed.errors import ConfigError
+
+    if (args.stage == "evaluate") != bool(args.split):
+        raise ConfigError("give --split validation|test with the evaluate stage, and only with it")
+    ctx = _context(args)
+    folder = ctx.stage_dir(args.stage) / args.split if args.split else ctx.stage_dir(args.stage)
+    reasons = why(ctx.config, ctx.project_dir, args.stage, folder, args.split)
+    label = f"{args.stage} --split {args.split}" if args.split else args.stage
+    if not reasons:
+        print(f"{ctx.name} {label}: up to date (fingerprint unchanged)")
+    for reason in reasons:
+        print(f"{ctx.name} {label}: {reason}")
+
+
+def _dvc_yaml(args):
+    import pathlib
+
+    from aimed import dvc
+    from aimed._io import atomic_write_text
+    from aimed.config import load_workflow_config
+    from aimed.errors import StageFailed
+
+    project = pathlib.Path(args.project_dir).resolve()
+    text = dvc.render(load_workflow_config(project), project)
+    target = project / "dvc.yaml"
+    current = target.read_text() if target.is_file() else None
+    if args.check:
+        if current != text:
+            raise StageFailed(f"{target} differs from the pipeline graph and config/config.yaml; run `aimed dvc-yaml`.")
+        return
+    if current != text:
+        atomic_write_text(target, text)
+        print(f"wrote {target}")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:
         self.print_usage(sys.stderr)
@@ -87,6 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = add("evaluate", _evaluate, "Evaluate a split; write the per-datapoint report and a summary.")
     evaluate.add_argument("--split", required=True, choices=["validation", "test"], help="split to evaluate")
     add("sync-mlflow", _sync_mlflow, "Upload metrics and artifacts logged while MLflow was unreachable.")
+    add("fingerprint", _fingerprint, "Write each stage's fingerprint to results/<run>/fingerprints/ (used by dvc.yaml).")
+    why_parser = add("why", _why, "Explain which parts of a stage's fingerprint changed since it last ran.")
+    why_parser.add_argument("stage", choices=list(STAGE_NAMES), help="the stage to explain")
+    why_parser.add_argument("--split", choices=["validation", "test"], help="the split, for evaluate")
+    dvc_parser = sub.add_parser("dvc-yaml", help="Write dvc.yaml from the pipeline graph and config/config.yaml.",
+                                description="Write dvc.yaml from the pipeline graph and config/config.yaml.")
+    dvc_parser.add_argument("--project-dir", default=".", help="project folder (default: .)")
+    dvc_parser.add_argument("--check", action="store_true", help="exit 1 if dvc.yaml is out of date instead of writing it")
+    dvc_parser.set_defaults(func=_dvc_yaml)
     return parser
 
 

@@ -175,6 +175,21 @@ def read_yaml_mapping(path: Union[str, pathlib.Path], what: str) -> dict:
     return data
 
 
+def load_workflow_config(project_dir: Union[str, pathlib.Path]) -> dict:
+    """``config/config.yaml`` of a project, validated against ``workflow/schemas/config.schema.yaml``, defaults merged."""
+    import jsonschema
+
+    project = pathlib.Path(project_dir)
+    path = project / "config" / "config.yaml"
+    data = read_yaml_mapping(path, "workflow config")
+    schema = yaml.safe_load((project / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    if errors:
+        problems = "; ".join(_describe_error(e, schema) for e in errors)
+        raise ConfigError(f"{path}: the workflow config is invalid: {problems}. Fix these keys in {path}.")
+    return _deep_merge(_schema_defaults(schema), data)
+
+
 def load_config(path: Union[str, pathlib.Path]) -> ConfigStruct:
     """Load a run config: ``yaml.safe_load``, merge the schema defaults, validate.
 

@@ -37,10 +37,24 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+_parsed: Dict[tuple, tuple] = {}
+
+
+def _parse(path: pathlib.Path) -> tuple:
+    """``(AST hash, imported names)`` of a module, remembered while the file is unchanged."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _parsed:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        names = tuple(_imported_names(tree))
+        digest = sha256_text(ast.dump(_strip_docstrings(tree), annotate_fields=False, include_attributes=False))
+        _parsed[key] = (digest, names)
+    return _parsed[key]
+
+
 def module_hash(path: pathlib.Path) -> str:
     """Hash of a module's AST without docstrings, comments or layout."""
-    tree = _strip_docstrings(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
-    return sha256_text(ast.dump(tree, annotate_fields=False, include_attributes=False))
+    return _parse(path)[0]
 
 
 def _imported_names(tree: ast.AST) -> Iterable[str]:
@@ -62,17 +76,80 @@ def _module_file(src: pathlib.Path, name: str):
     return None
 
 
-def module_closure_hashes(src: pathlib.Path, module_names: Iterable[str]) -> Dict[str, str]:
-    """``{relative path: AST hash}`` of the named modules and every module of ``src`` they import."""
+def module_closure_hashes(src: pathlib.Path, module_names: Iterable[str], prefix: str = "") -> Dict[str, str]:
+    """``{relative path: AST hash}`` of the named modules and every module of ``src`` they import.
+
+    Only imports starting with ``prefix`` are followed (``"aimed"`` for aimed's own code, whose
+    folder sits beside third-party packages).
+    """
     hashes: Dict[str, str] = {}
     pending = list(module_names)
     while pending:
-        path = _module_file(src, pending.pop())
+        name = pending.pop()
+        path = _module_file(src, name) if name.startswith(prefix) else None
         if path is None:
             continue
         key = path.relative_to(src).as_posix()
         if key in hashes:
             continue
-        hashes[key] = module_hash(path)
-        pending.extend(_imported_names(ast.parse(path.read_text(encoding="utf-8"))))
+        hashes[key], imported = _parse(path)
+        pending.extend(imported)
     return dict(sorted(hashes.items()))
+
+
+def _file_sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FileHashCache:
+    """sha256 of files, remembered by (size, mtime, inode) in a JSON file so unchanged files are not reread.
+
+    DVC checkouts rewrite mtimes; such a file is simply hashed again, to the same value.
+    """
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+        try:
+            self.entries = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+        self.dirty = False
+
+    def sha256(self, file: pathlib.Path) -> str:
+        stat = file.stat()
+        key = str(file.resolve())
+        stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        entry = self.entries.get(key)
+        if entry and entry[0] == stamp:
+            return entry[1]
+        value = _file_sha256(file)
+        self.entries[key] = [stamp, value]
+        self.dirty = True
+        return value
+
+    def save(self) -> None:
+        if self.dirty:
+            from aimed._io import atomic_write_text
+
+            atomic_write_text(self.path, json.dumps(self.entries))
+            self.dirty = False
+
+
+def folder_manifest(folder: pathlib.Path, cache: FileHashCache) -> Dict[str, Any]:
+    """``{"fingerprint", "n_files", "files": {relative path: sha256}}`` of every file under ``folder``."""
+    files = {}
+    if folder.is_dir():
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            files[path.relative_to(folder).as_posix()] = cache.sha256(path)
+    cache.save()
+    overall = sha256_text("".join(f"{k}\0{v}\n" for k, v in files.items()))
+    return {"fingerprint": overall, "n_files": len(files), "files": files}
+
+
+def hash_cache(project_dir: pathlib.Path) -> FileHashCache:
+    """The project's file hash cache (``.aimed-cache/file-hashes.json``, not versioned)."""
+    return FileHashCache(project_dir / ".aimed-cache" / "file-hashes.json")

@@ -26,12 +26,21 @@ def source_dir(config: Any, project_dir: pathlib.Path) -> pathlib.Path:
 
 
 def _forget_other_sources(src: pathlib.Path) -> None:
-    """Drop modules imported from another run's source folder, so same-named modules don't clash."""
-    for other in _loaded_source_dirs - {src}:
+    """Drop modules imported from another run's source folder, so same-named modules don't clash.
+
+    Each other folder is forgotten once: its modules leave ``sys.modules`` and the folder leaves
+    ``sys.path``, so later calls for the same ``src`` do not rescan ``sys.modules``.
+    """
+    others = _loaded_source_dirs - {src}
+    if others:
         for name, module in list(sys.modules.items()):
             file = getattr(module, "__file__", None)
-            if file and pathlib.Path(file).resolve().is_relative_to(other):
+            if file and any(pathlib.Path(file).resolve().is_relative_to(other) for other in others):
                 del sys.modules[name]
+        for other in others:
+            if str(other) in sys.path:
+                sys.path.remove(str(other))
+        _loaded_source_dirs.difference_update(others)
     _loaded_source_dirs.add(src)
     if str(src) in sys.path:
         sys.path.remove(str(src))

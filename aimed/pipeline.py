@@ -1,6 +1,9 @@
 """The pipeline graph, the one source of truth for the Snakemake rules and ``dvc.yaml``.
 
 Paths are patterns relative to the project folder, with ``{run}`` and, for evaluation, ``{split}``.
+Each stage also says what its fingerprint covers: the config keys it reads (dotted keys name a
+sub-key; ``"*"`` means every key but ``config_exclude``), the components whose code it runs,
+and whether it reads the dataset itself.
 """
 
 from __future__ import annotations
@@ -13,19 +16,30 @@ EVAL_SPLITS = ("validation", "test")
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """One pipeline stage: its CLI command, upstream stages and outputs."""
+    """One pipeline stage: its CLI command, upstream stages, outputs and fingerprint coverage."""
 
     name: str
     command: str
+    module: str
     upstream: Tuple[str, ...]
     outputs: Tuple[str, ...]
+    config_keys: Tuple[str, ...]
+    components: Tuple[str, ...]
+    config_exclude: Tuple[str, ...] = ()
+    reads_data: bool = False
     directories: Tuple[str, ...] = ()
     reports: Tuple[str, ...] = ()
+    split_keys: Dict[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def rule(self) -> str:
         """The Snakemake rule name (and DVC stage name)."""
         return self.name.replace("-", "_")
+
+    @property
+    def folder(self) -> str:
+        """The stage's output folder, holding ``fingerprint.json``."""
+        return self.outputs[0].rsplit("/", 1)[0]
 
 
 STAGES: Dict[str, Stage] = {
@@ -34,42 +48,65 @@ STAGES: Dict[str, Stage] = {
         Stage(
             name="validate-data",
             command="aimed validate-data {run}",
+            module="aimed.stages.validate_data",
             upstream=(),
-            outputs=("results/{run}/validate_data/report.json", "results/{run}/validate_data/manifest.json"),
+            outputs=("results/{run}/validate_data/report.json", "results/{run}/validate_data/manifest.json",
+                     "results/{run}/validate_data/fingerprint.json"),
+            config_keys=("src_code_path", "data_dir", "data_loader_class", "data_loader", "input_height", "input_width"),
+            components=("data_loader_class",),
+            reads_data=True,
         ),
         Stage(
             name="check-preprocessing",
             command="aimed check-preprocessing {run}",
+            module="aimed.stages.check_preprocessing",
             upstream=("validate-data",),
-            outputs=("results/{run}/check_preprocessing/report.json",),
+            outputs=("results/{run}/check_preprocessing/report.json",
+                     "results/{run}/check_preprocessing/fingerprint.json"),
+            config_keys=("augmentor_class", "augmentor", "preprocessor_class", "preprocessor", "batch_size"),
+            components=("augmentor_class", "preprocessor_class"),
             reports=("results/{run}/check_preprocessing/samples.png",),
         ),
         Stage(
             name="train",
             command="aimed train {run}",
+            module="aimed.stages.train",
             upstream=("check-preprocessing",),
             outputs=(
                 "results/{run}/train/history.csv",
                 "results/{run}/train/summary.json",
                 "results/{run}/train/best_model.keras",
+                "results/{run}/train/fingerprint.json",
             ),
+            config_keys=("*",),
+            config_exclude=("evaluation", "evaluator_class", "evaluator", "mlflow", "training", "project_name"),
+            components=("data_loader_class", "augmentor_class", "preprocessor_class", "model_builder_class"),
         ),
         Stage(
             name="export",
             command="aimed export {run}",
+            module="aimed.stages.export",
             upstream=("train", "validate-data"),
             outputs=(
                 "results/{run}/export/model.keras",
                 "results/{run}/export/config.yaml",
                 "results/{run}/export/model_card.json",
+                "results/{run}/export/fingerprint.json",
             ),
+            config_keys=("export",),
+            components=("model_builder_class",),
             directories=("results/{run}/export/savedmodel",),
         ),
         Stage(
             name="evaluate",
             command="aimed evaluate {run} --split {split}",
+            module="aimed.stages.evaluate",
             upstream=("export",),
-            outputs=("results/{run}/evaluate/{split}/report.csv", "results/{run}/evaluate/{split}/summary.json"),
+            outputs=("results/{run}/evaluate/{split}/report.csv", "results/{run}/evaluate/{split}/summary.json",
+                     "results/{run}/evaluate/{split}/fingerprint.json"),
+            config_keys=("evaluator_class", "evaluator", "evaluation.splits"),
+            components=("data_loader_class", "preprocessor_class", "evaluator_class"),
+            split_keys={"validation": ("evaluation.thresholds",)},
         ),
     )
 }
@@ -80,3 +117,22 @@ def stage_outputs(stage: str, **wildcards: str) -> Tuple[str, ...]:
     s = STAGES[stage]
     paths = s.outputs + s.directories + s.reports
     return tuple(p.format(**wildcards) for p in paths) if wildcards else paths
+
+
+PREPARE_DATA_SCRIPT = "workflow/scripts/prepare_mnist.py"
+
+
+def prepare_data_command(dataset: Dict[str, object]) -> str:
+    """The command of the example's prepare_data step, from ``datasets.mnist`` of the workflow config."""
+    limits = "".join(
+        f" --limit-{split} {dataset[f'limit_{split}']}"
+        for split in ("train", "validation", "test")
+        if dataset.get(f"limit_{split}") is not None
+    )
+    return f"python {PREPARE_DATA_SCRIPT} --sample {dataset['sample']} --out {dataset['path']}{limits}"
+
+
+def fingerprint_file(run: str, stage: str, split: str = "") -> str:
+    """Where ``aimed fingerprint`` writes a stage's fingerprint for DVC to hash as a dependency."""
+    suffix = f"_{split}" if split else ""
+    return f"results/{run}/fingerprints/{STAGES[stage].rule}{suffix}.json"

@@ -45,6 +45,12 @@ class RunContext:
     def data_dir(self) -> pathlib.Path:
         return (self.project_dir / self.config.data_dir).resolve()
 
+    def record_fingerprint(self, stage: str, folder: pathlib.Path, split: Optional[str] = None) -> dict:
+        """Write the stage's ``fingerprint.json`` into ``folder`` (its staged output folder)."""
+        from aimed.provenance import record
+
+        return record(self.config, self.project_dir, stage, folder, split)
+
     def component_class(self, key: str) -> Optional[type]:
         return load_class(self.config, key, self.project_dir)
 

@@ -331,6 +331,30 @@ def test_src_code_path_folder_missing(tmp_path, project):
     assert f"{project / 'source'} is not a folder" in message
 
 
+def test_same_named_modules_of_two_runs_do_not_clash(tmp_path):
+    """Two runs with their own src/loader.py, loaded alternately in one process, each get their own class."""
+    configs = {}
+    for run in ("run_a", "run_b"):
+        src = tmp_path / run / "src"
+        src.mkdir(parents=True)
+        (src / "loader.py").write_text(textwrap.dedent(f"""
+            from aimed import DataLoaderBase
+
+            RUN = "{run}"
+
+
+            class Loader(DataLoaderBase):
+                create_training_generator = create_validation_generator = create_test_generator = None
+        """).replace("= None", "= lambda self: (iter([]), 0)"))
+        configs[run] = load_config(write_config(tmp_path / run, {"src_code_path": "src", "data_loader_class": "loader.Loader"}))
+    for run in ("run_a", "run_b", "run_a", "run_b"):
+        cls = load_class(configs[run], "data_loader_class", tmp_path / run)
+        assert sys.modules[cls.__module__].RUN == run
+        assert pathlib.Path(sys.modules[cls.__module__].__file__) == tmp_path / run / "src" / "loader.py"
+        other = "run_b" if run == "run_a" else "run_a"
+        assert str(tmp_path / other / "src") not in sys.path  # the other run's modules cannot leak in
+
+
 def test_check_components_accepts_the_real_config_and_rejects_a_wrong_base(tmp_path, project):
     check_components(load_config(write_config(tmp_path)), project)
     classes = {key: load_class(load_config(write_config(tmp_path)), key, project) for key in

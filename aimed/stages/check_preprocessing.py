@@ -110,6 +110,7 @@ def run(ctx: RunContext) -> Dict[str, Any]:
     report["ok"] = not problems
     with staged_dir(ctx.stage_dir("check-preprocessing")) as out:
         atomic_write_json(out / "report.json", report)
+        ctx.record_fingerprint("check-preprocessing", out)
         batches, _, _ = batched_split(loader, augmentor, preprocessor, "train")
         images, titles = _sample_images(batches)
         save_image_grid(out / "samples.png", images, titles, config.input_height, config.input_width)

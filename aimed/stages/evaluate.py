@@ -169,5 +169,6 @@ def run(ctx: RunContext, split: str) -> Dict[str, Any]:
     with staged_dir(ctx.stage_dir("evaluate") / split) as out:
         summary = evaluate_split(model, ctx.data_loader(), ctx.preprocessor(), ctx.evaluator(), split, out / "report.csv")
         atomic_write_json(out / "summary.json", summary)
+        ctx.record_fingerprint("evaluate", out, split)
     log.info("%s: %s", split, json.dumps(summary["model_metrics"]))
     return summary

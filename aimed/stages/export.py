@@ -102,6 +102,7 @@ def run(ctx: RunContext) -> Dict[str, Any]:
             "git_commit": git_commit(ctx.project_dir),
             "mlflow_run_id": summary.get("mlflow_run_id"),
         })
+        ctx.record_fingerprint("export", out)
     tracker = run_tracker(ctx.config, ctx.project_dir)
     tracker.attach(summary.get("mlflow_run_id"))
     export_dir = ctx.stage_dir("export")

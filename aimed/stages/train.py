@@ -23,8 +23,8 @@ from aimed import __version__
 from aimed._io import atomic_write_bytes, atomic_write_json, staged_dir
 from aimed.data import batched_split, split_batch, take
 from aimed.errors import ConfigError, StageFailed
-from aimed.fingerprint import hash_value, module_closure_hashes
-from aimed.loading import source_dir
+from aimed.fingerprint import hash_value
+from aimed.provenance import explain, fingerprint_parts
 from aimed.run import RunContext
 from aimed.tracking import flatten, run_tracker
 from aimed.training.distribution import is_chief, make_strategy
@@ -32,20 +32,10 @@ from aimed.training.state import TrainState, archive, train_lock
 
 log = logging.getLogger(__name__)
 
-#: Config keys that do not affect training; a change to them keeps the resume state.
-NOT_TRAINING_KEYS = ("epochs", "evaluation", "mlflow", "evaluator_class", "evaluator", "training")
-
-
 def training_fingerprint(ctx: RunContext) -> Tuple[str, Dict[str, Any]]:
-    """Hash of everything that decides the weights, except ``epochs`` (raising it continues training)."""
-    config = ctx.config.to_dict()
-    modules = [config[k].rpartition(".")[0] for k in
-               ("data_loader_class", "augmentor_class", "preprocessor_class", "model_builder_class") if config.get(k)]
-    parts = {
-        "config": hash_value({k: v for k, v in config.items() if k not in NOT_TRAINING_KEYS}),
-        "code": hash_value(module_closure_hashes(source_dir(ctx.config, ctx.project_dir), modules)),
-        "aimed": __version__,
-    }
+    """The train stage's fingerprint without ``epochs``: a match means the state can be continued."""
+    parts = fingerprint_parts(ctx.config, ctx.project_dir, "train")
+    parts["config"] = {k: v for k, v in parts["config"].items() if k != "epochs"}
     return hash_value(parts), parts
 
 
@@ -149,7 +139,7 @@ def _open_state(ctx: RunContext, writable: bool) -> TrainState:
     fingerprint, parts = training_fingerprint(ctx)
     state = TrainState(folder, writable)
     if state.exists:
-        changed = [k for k, v in parts.items() if state.data.get("parts", {}).get(k) != v]
+        changed = explain(state.data, parts)
         if state.epoch > ctx.config.epochs:
             changed.append(f"epochs (lowered below the {state.epoch} trained)")
         if changed:
@@ -257,4 +247,5 @@ def _publish(ctx: RunContext, model: Any, state: TrainState) -> Dict[str, Any]:
         atomic_write_bytes(out / "history.csv", history_csv(state.history).encode())
         atomic_write_json(out / "summary.json", summary)
         model.save(out / "best_model.keras")
+        ctx.record_fingerprint("train", out)
     return summary

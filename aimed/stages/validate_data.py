@@ -10,7 +10,6 @@ fails are the split's images decoded one by one, to name the unreadable files.
 from __future__ import annotations
 
 import collections
-import hashlib
 import pathlib
 from typing import Any, Dict, List
 
@@ -19,6 +18,7 @@ import numpy as np
 from aimed._io import atomic_write_json, staged_dir
 from aimed.data import SPLITS, decode_ids, is_tf_dataset, split_source
 from aimed.errors import StageFailed
+from aimed.fingerprint import folder_manifest, hash_cache
 from aimed.run import RunContext
 
 LABELS_FILE = "labels.csv"
@@ -188,15 +188,6 @@ def read_split(loader: Any, split: str, data_dir: pathlib.Path) -> Dict[str, Any
     return summary
 
 
-def file_manifest(data_dir: pathlib.Path) -> Dict[str, Any]:
-    """sha256 of every file under ``data_dir``, and one fingerprint over all of them."""
-    files = {}
-    for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
-        files[path.relative_to(data_dir).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
-    overall = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in files.items()).encode()).hexdigest()
-    return {"fingerprint": overall, "n_files": len(files), "files": files}
-
-
 def validate(loader: Any, data_dir: pathlib.Path) -> Dict[str, Any]:
     """The validation report of a dataset: per-split summaries and every error found."""
     report: Dict[str, Any] = {"splits": {}, "errors": []}
@@ -220,11 +211,12 @@ def run(ctx: RunContext) -> Dict[str, Any]:
             f"Create the dataset (for the example: snakemake prepare_data) or fix the key."
         )
     report = validate(ctx.data_loader(), data_dir)
-    manifest = file_manifest(data_dir)
+    manifest = folder_manifest(data_dir, hash_cache(ctx.project_dir))
     report["data_fingerprint"] = manifest["fingerprint"]
     with staged_dir(ctx.stage_dir("validate-data")) as out:
         atomic_write_json(out / "report.json", report)
         atomic_write_json(out / "manifest.json", manifest)
+        ctx.record_fingerprint("validate-data", out)
     if not report["ok"]:
         listed = "; ".join(report["errors"][:50])
         more = f" (and {len(report['errors']) - 50} more)" if len(report["errors"]) > 50 else ""

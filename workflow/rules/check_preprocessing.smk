@@ -3,6 +3,8 @@ rule check_preprocessing:
         stage_input("check-preprocessing"),
     output:
         stage_output("check-preprocessing"),
+    params:
+        fingerprint=stage_params("check-preprocessing"),
     log:
         stage_log("check-preprocessing"),
     message:

@@ -9,8 +9,10 @@ import sys
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from aimed.config import run_schema
-from aimed.pipeline import EVAL_SPLITS, STAGES, stage_outputs
+from aimed.config import load_config, run_schema
+from aimed.errors import ConfigError
+from aimed.pipeline import EVAL_SPLITS, STAGES, prepare_data_command, stage_outputs
+from aimed.provenance import fingerprint
 
 
 report: "../report/workflow.rst"
@@ -60,6 +62,31 @@ def run_config(run):
     return data
 
 
+PROJECT_DIR = pathlib.Path(workflow.basedir).resolve()
+
+
+@functools.lru_cache(maxsize=None)
+def validated_run_config(run):
+    """The run config as aimed loads it: validated, with defaults merged."""
+    try:
+        return load_config(RUNS_DIR / run / "config.yaml")
+    except ConfigError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+def stage_params(name):
+    """The stage's fingerprint as params, so Snakemake's params trigger reruns exactly the changed stages.
+
+    Snakemake evaluates params again just before a job runs, so a dataset written earlier in the
+    same invocation is hashed as it is when the stage reads it.
+    """
+
+    def _fingerprint(wildcards):
+        return fingerprint(validated_run_config(wildcards.run), PROJECT_DIR, name, wildcards.get("split"))
+
+    return _fingerprint
+
+
 def _run_default(key):
     return run_schema()["properties"][key]["default"]
 
@@ -104,13 +131,6 @@ def stage_log(name, *wildcards):
     return f"logs/{{run}}/{STAGES[name].rule}{suffix}.log"
 
 
-def mnist_limit_args():
-    """--limit-<split> N arguments of prepare_mnist.py for the limits set in the config."""
-    return " ".join(
-        f"--limit-{split} {MNIST[f'limit_{split}']}"
-        for split in ("train", "validation", "test")
-        if MNIST.get(f"limit_{split}") is not None
-    )
 
 
 def final_targets():
@@ -121,3 +141,34 @@ def final_targets():
         for split in run_splits(run):
             targets += stage_outputs("evaluate", run=run, split=split)
     return targets
+
+
+def sync_dvc_yaml():
+    """Regenerate dvc.yaml when the runs or the graph changed, so both runners describe one graph."""
+    from aimed import dvc
+
+    target = PROJECT_DIR / "dvc.yaml"
+    text = dvc.render(config, PROJECT_DIR)
+    if not target.is_file() or target.read_text() != text:
+        target.write_text(text)
+
+
+def sync_dvc_lock():
+    """Record what Snakemake just built in dvc.lock, so `dvc status` agrees with Snakemake.
+
+    Only stages whose outputs all exist are committed (a run may have targeted a subset).
+    """
+    from aimed import dvc
+    from aimed.provenance import write_fingerprint_files
+
+    if not (PROJECT_DIR / ".dvc").is_dir():
+        return
+    for run in config["runs"]:
+        write_fingerprint_files(validated_run_config(run), PROJECT_DIR, run)
+    complete = [
+        name
+        for name, stage in dvc.build(config, PROJECT_DIR)["stages"].items()
+        if all((PROJECT_DIR / dvc.out_path(out)).exists() for out in stage.get("outs", []) + stage.get("metrics", []))
+    ]
+    if complete:
+        shell("dvc commit --force --quiet " + " ".join(complete))

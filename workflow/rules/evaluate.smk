@@ -3,6 +3,8 @@ rule evaluate:
         stage_input("evaluate"),
     output:
         stage_output("evaluate"),
+    params:
+        fingerprint=stage_params("evaluate"),
     log:
         stage_log("evaluate", "split"),
     message:

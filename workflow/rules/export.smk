@@ -3,6 +3,8 @@ rule export:
         stage_input("export"),
     output:
         stage_output("export"),
+    params:
+        fingerprint=stage_params("export"),
     log:
         stage_log("export"),
     message:

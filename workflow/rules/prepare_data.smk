@@ -5,10 +5,10 @@ rule prepare_data:
     output:
         directory(MNIST["path"]),
     params:
-        limits=mnist_limit_args(),
+        command=prepare_data_command(MNIST),
     log:
         "logs/prepare_data.log",
     message:
         "prepare_data: writing the example MNIST dataset to {output}"
     shell:
-        "python {input.script} --sample {input.sample} --out {output} {params.limits} > {log} 2>&1"
+        "{params.command} > {log} 2>&1"

@@ -5,6 +5,8 @@ rule train:
         stage_input("train"),
     output:
         stage_output("train"),
+    params:
+        fingerprint=stage_params("train"),
     log:
         stage_log("train"),
     message:

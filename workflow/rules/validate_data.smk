@@ -3,6 +3,8 @@ rule validate_data:
         run_data_dir,
     output:
         stage_output("validate-data"),
+    params:
+        fingerprint=stage_params("validate-data"),
     log:
         stage_log("validate-data"),
     message:

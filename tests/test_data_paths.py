@@ -1,0 +1,194 @@
+"""Evaluation over both example data pipelines when ``n`` is not a multiple of the batch size.
+
+The tutorial's generator Preprocessor always yields full batches: the test generator is padded
+past its end and the (infinite) validation generator wraps around to its start, so the last batch
+holds rows that are not new data points. The tf.data pipeline yields a short last batch and its
+ids as bytes. Either way the report must hold exactly ``n`` rows, with the real ids, in order,
+each with its own label and its own prediction.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import pathlib
+import shutil
+import signal
+from typing import Any, Dict, Mapping
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from aimed.data import batched_split, split_source, take
+from aimed.run import resolve_run
+from aimed.stages.evaluate import evaluate_split
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+BATCH_SIZE = 8
+SIZES = {"train": 8, "validation": 19, "test": 21}  # 19 = 2*8 + 3 and 21 = 2*8 + 5
+RUNS = ("mnist-gen", "mnist-tf")
+SPLITS = ("test", "validation")
+EVAL_FUNC = "sparse categorical ce"  # the example Evaluator's one eval function
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _deep_update(base: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def prepare_dataset(out: pathlib.Path, **limits: int) -> pathlib.Path:
+    """Write a small MNIST dataset with the project's prepare script (in-process: no extra startup)."""
+    spec = importlib.util.spec_from_file_location("_prepare_mnist", REPO_ROOT / "workflow" / "scripts" / "prepare_mnist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--sample", str(REPO_ROOT / "data" / "mnist_sample.npz"), "--out", str(out)]
+    for split, n in limits.items():
+        argv += [f"--limit-{split}", str(n)]
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        module.main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, handler)  # the script installs its own SIGTERM handler
+    return out
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> pathlib.Path:
+    root = tmp_path_factory.mktemp("data_paths_project")
+    shutil.copytree(REPO_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    prepare_dataset(root / "data", **SIZES)
+    for run in RUNS:
+        config = yaml.safe_load((REPO_ROOT / "runs" / run / "config.yaml").read_text())
+        _deep_update(config, {"data_dir": "data", "batch_size": BATCH_SIZE, "model_builder": {"n_filters": 16}})
+        (root / "runs" / run).mkdir(parents=True)
+        (root / "runs" / run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def contexts(project) -> Dict[str, Any]:
+    return {run: resolve_run(run, project) for run in RUNS}
+
+
+@pytest.fixture(scope="module")
+def model(contexts):
+    """The example model, untrained: random weights give every image its own prediction."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return contexts["mnist-tf"].model_builder().get_compiled_model()
+
+
+def expected_labels(project: pathlib.Path, split: str) -> pd.DataFrame:
+    return pd.read_csv(project / "data" / split / "labels.csv", index_col=0)
+
+
+def own_predictions(model, loader, preprocessor, split: str) -> Dict[str, np.ndarray]:
+    """{data id: the model's output on that data point alone}, from the unbatched source."""
+    source, n = split_source(loader, split)
+    points = list(take(source, n))
+    if split == "test":
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for _, _, i in points]
+    else:
+        ids = [str(i) for i in loader.get_validation_index()]
+    x = np.stack([np.asarray(preprocessor.image_preprocess(p[0]), dtype=np.float32) for p in points])
+    return dict(zip(ids, np.asarray(model.predict_on_batch(x))))
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("run", RUNS)
+@pytest.mark.parametrize("split", SPLITS)
+def test_batches_overrun_the_split(run, split, contexts):
+    """The premise of the other tests: the batches hold more rows than the split has points."""
+    ctx = contexts[run]
+    batches, n, n_iter = batched_split(ctx.data_loader(), None, ctx.preprocessor(), split, for_eval=True)
+    assert n == SIZES[split] and n_iter == 3
+    sizes = [len(b[0]) for b in take(batches, n_iter)]
+    if run == "mnist-gen":
+        assert sizes == [BATCH_SIZE] * 3  # full-size last batch: padded or wrapped around
+    else:
+        assert sizes == [8, 8, n - 16]
+    assert sum(sizes) >= n
+
+
+@pytest.mark.parametrize("run", RUNS)
+@pytest.mark.parametrize("split", SPLITS)
+def test_report_has_exactly_one_row_per_data_point(run, split, contexts, model, project, tmp_path):
+    ctx = contexts[run]
+    loader, preprocessor = ctx.data_loader(), ctx.preprocessor()
+    report_path = tmp_path / "report.csv"
+    summary = evaluate_split(model, loader, preprocessor, ctx.evaluator(), split, report_path)
+
+    with open(report_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    labels = expected_labels(project, split)
+    n = SIZES[split]
+    assert len(labels) == n
+    assert len(rows) == n and summary["n"] == n
+
+    ids = [row["data_id"] for row in rows]
+    assert ids == list(labels["image name"])  # the real names, plain strings (not b'...'), in order
+    assert len(set(ids)) == n
+
+    label_of = dict(zip(labels["image name"], labels["label"]))
+    assert [int(row["y_true"]) for row in rows] == [label_of[i] for i in ids]
+
+    # Each row's prediction is the model's output on that row's own image.
+    predictions = own_predictions(model, loader, preprocessor, split)
+    for row in rows:
+        own = predictions[row["data_id"]]
+        assert int(row["pred_class"]) == int(np.argmax(own)), row["data_id"]
+        assert float(row["confidence"]) == pytest.approx(float(np.max(own)), rel=1e-4, abs=1e-6)
+        expected_ce = -np.log(own[label_of[row["data_id"]]])
+        assert float(row[EVAL_FUNC]) == pytest.approx(float(expected_ce), rel=1e-3, abs=1e-5)
+
+    # The summary counts exactly the n rows too.
+    classification = summary["classification"]
+    assert np.sum(classification["confusion_matrix"]) == n
+    support = {c: s["support"] for c, s in classification["per_class"].items() if s["support"]}
+    assert support == {str(k): v for k, v in labels["label"].value_counts().items()}
+    per_row_ce = np.array([float(row[EVAL_FUNC]) for row in rows])
+    assert summary["metrics"][EVAL_FUNC]["mean"] == pytest.approx(per_row_ce.mean(), rel=1e-6)
+    assert summary["model_metrics"]["loss"] == pytest.approx(per_row_ce.mean(), rel=1e-3)
+    accuracy = np.mean([row["pred_class"] == row["y_true"] for row in rows])
+    assert classification["accuracy"] == pytest.approx(accuracy)
+    assert summary["model_metrics"]["sparse_categorical_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+
+
+def test_validation_ids_come_from_get_validation_index(contexts, model, tmp_path):
+    """Validation batches carry weights, not ids: the report's ids are get_validation_index()."""
+    ctx = contexts["mnist-gen"]
+    loader = ctx.data_loader()
+
+    class Renamed(type(loader)):
+        def get_validation_index(self):
+            return np.array([f"val-{i:02d}" for i in range(SIZES["validation"])], dtype=object)
+
+    renamed = Renamed(ctx.config, ctx.data_dir)
+    evaluate_split(model, renamed, ctx.preprocessor(), ctx.evaluator(), "validation", tmp_path / "report.csv")
+    with open(tmp_path / "report.csv", newline="") as f:
+        ids = [row["data_id"] for row in csv.DictReader(f)]
+    assert ids == [f"val-{i:02d}" for i in range(SIZES["validation"])]
+
+
+def test_validation_ids_of_the_wrong_length_fail(contexts, model, tmp_path):
+    ctx = contexts["mnist-tf"]
+
+    class Short(type(ctx.data_loader())):
+        def get_validation_index(self):
+            return super().get_validation_index()[:-1]
+
+    with pytest.raises(ValueError, match=r"get_validation_index\(\) returned 18 ids for a split of n=19"):
+        evaluate_split(model, Short(ctx.config, ctx.data_dir), ctx.preprocessor(), ctx.evaluator(), "validation",
+                       tmp_path / "report.csv")

@@ -1,0 +1,285 @@
+"""validate-data on broken copies of a small generated dataset, for both example data pipelines.
+
+Each broken case runs the stage through the ``aimed`` command (in-process, so TensorFlow is
+imported once) and checks the exit code, the one-paragraph message naming the bad file and row,
+and ``report.json`` with ``ok: false``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import pathlib
+import shutil
+import signal
+from typing import Any, Callable, Dict, Mapping
+
+import pandas as pd
+import pytest
+import yaml
+
+from aimed import cli
+from aimed.errors import StageFailed
+from aimed.run import resolve_run
+from aimed.stages import validate_data
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SIZES = {"train": 20, "validation": 10, "test": 10}
+RUNS = ("mnist-tf", "mnist-gen")
+X_SHAPE = {"mnist-tf": "(28, 28, 1)", "mnist-gen": "(28, 28)"}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _deep_update(base: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def prepare_dataset(out: pathlib.Path, **limits: int) -> pathlib.Path:
+    """Write a small MNIST dataset with the project's prepare script (in-process: no extra startup)."""
+    spec = importlib.util.spec_from_file_location("_prepare_mnist", REPO_ROOT / "workflow" / "scripts" / "prepare_mnist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--sample", str(REPO_ROOT / "data" / "mnist_sample.npz"), "--out", str(out)]
+    for split, n in limits.items():
+        argv += [f"--limit-{split}", str(n)]
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        module.main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, handler)  # the script installs its own SIGTERM handler
+    return out
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> pathlib.Path:
+    """A project folder with a copy of src/ and the generated dataset in data/ (never modified)."""
+    root = tmp_path_factory.mktemp("validate_project")
+    shutil.copytree(REPO_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    prepare_dataset(root / "data", **SIZES)
+    return root
+
+
+@pytest.fixture
+def make_run(project, tmp_path) -> Callable[..., pathlib.Path]:
+    """``make_run(run, break_data=None)``: a config of the real ``run`` over a fresh copy of the dataset.
+
+    ``break_data(data_dir)`` damages the copy. Returns the config path; the run's results go to
+    ``<project>/results/<run>-<test name>``.
+    """
+
+    def make(run: str, break_data: Callable[[pathlib.Path], None] = None) -> pathlib.Path:
+        data_dir = tmp_path / "data"
+        shutil.copytree(project / "data", data_dir)
+        if break_data is not None:
+            break_data(data_dir)
+        config = yaml.safe_load((REPO_ROOT / "runs" / run / "config.yaml").read_text())
+        _deep_update(config, {"data_dir": str(data_dir)})
+        name = f"{run}-{tmp_path.name}"
+        path = project / "runs" / name / "config.yaml"
+        path.parent.mkdir(parents=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    return make
+
+
+def run_cli(config_path: pathlib.Path, project: pathlib.Path, capsys) -> tuple:
+    code = cli.main(["validate-data", str(config_path), "--project-dir", str(project)])
+    return code, capsys.readouterr().err
+
+
+def report_of(config_path: pathlib.Path, project: pathlib.Path, name: str = "report.json") -> Dict[str, Any]:
+    path = project / "results" / config_path.parent.name / "validate_data" / name
+    assert path.is_file(), f"{path} was not written"
+    return json.loads(path.read_text())
+
+
+def labels(data_dir: pathlib.Path, split: str) -> pd.DataFrame:
+    return pd.read_csv(data_dir / split / "labels.csv", index_col=0)
+
+
+def save_labels(df: pd.DataFrame, data_dir: pathlib.Path, split: str) -> None:
+    df.to_csv(data_dir / split / "labels.csv")
+
+
+# ----------------------------------------------------------------------------- ways to break a dataset
+
+
+def missing_image(data_dir):
+    (data_dir / "test" / "image_3.jpg").unlink()
+
+
+def garbage_jpeg(data_dir):
+    (data_dir / "test" / "image_3.jpg").write_bytes(b"this is not a JPEG" * 20)
+
+
+def truncated_jpeg(data_dir):
+    path = data_dir / "test" / "image_3.jpg"
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def garbage_jpeg_in_shuffled_train(data_dir):
+    (data_dir / "train" / "image_3.jpg").write_bytes(b"\xff\xd8\xff\xe0 garbage after a JPEG header")
+
+
+def label_column_missing(data_dir):
+    save_labels(labels(data_dir, "test").drop(columns=["label"]), data_dir, "test")
+
+
+def label_not_an_int(data_dir):
+    df = labels(data_dir, "test").astype({"label": object})
+    df.loc[3, "label"] = "seven"
+    save_labels(df, data_dir, "test")
+
+
+def duplicate_image_name(data_dir):
+    df = labels(data_dir, "test")
+    df.loc[5, "image name"] = "image_2.jpg"
+    save_labels(df, data_dir, "test")
+
+
+def empty_split(data_dir):
+    save_labels(labels(data_dir, "test").iloc[:0], data_dir, "test")
+
+
+def name_escaping_the_split(data_dir):
+    shutil.copy(data_dir / "test" / "image_6.jpg", data_dir / "x.jpg")  # exists, but outside test/
+    df = labels(data_dir, "test")
+    df.loc[6, "image name"] = "../x.jpg"
+    save_labels(df, data_dir, "test")
+
+
+#: case: (how to break the data, strings the error must contain)
+BROKEN = {
+    "missing image": (missing_image, ["split 'test'", "row 4 (line 5)", "image 'image_3.jpg' does not exist"]),
+    "garbage JPEG": (garbage_jpeg, ["split 'test'", "row 4 (line 5)", "image 'image_3.jpg' cannot be decoded"]),
+    "truncated JPEG": (truncated_jpeg, ["split 'test'", "row 4 (line 5)", "image 'image_3.jpg' cannot be decoded"]),
+    "garbage JPEG in shuffled train": (
+        garbage_jpeg_in_shuffled_train, ["split 'train'", "row 4 (line 5)", "image 'image_3.jpg' cannot be decoded"]),
+    "label column missing": (label_column_missing, ["split 'test'", "labels.csv has no column 'label'"]),
+    "label not an int": (label_not_an_int, ["split 'test'", "row 4 (line 5)", "label 'seven' of 'image_3.jpg' is not an integer"]),
+    "duplicate image name": (
+        duplicate_image_name, ["split 'test'", "row 6 (line 7)", "image name 'image_2.jpg' duplicates row 3 (line 4)"]),
+    "empty split": (empty_split, ["split 'test'", "labels.csv lists no images (empty split)"]),
+    "name escaping the split": (
+        name_escaping_the_split, ["split 'test'", "row 7 (line 8)", "image name '../x.jpg' points outside the split folder"]),
+}
+
+
+# ----------------------------------------------------------------------------- broken datasets
+
+
+@pytest.mark.parametrize("run", RUNS)
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_broken_dataset_fails_naming_the_file_and_row(case, run, make_run, project, capsys):
+    break_data, expected = BROKEN[case]
+    config_path = make_run(run, break_data)
+    code, stderr = run_cli(config_path, project, capsys)
+
+    assert code == 1, stderr
+    text = stderr.strip()
+    assert text.startswith("aimed validate-data: error: dataset ") and "Traceback" not in text
+    assert len(text.splitlines()) == 1, f"not one paragraph:\n{stderr}"
+    for fragment in expected:
+        assert fragment in text, f"{fragment!r} not in the error:\n{text}"
+    assert "report.json" in text  # where the full report is
+
+    report = report_of(config_path, project)
+    assert report["ok"] is False
+    errors = " | ".join(report["errors"])
+    for fragment in expected:
+        assert fragment in errors
+    other_splits = {"train", "validation", "test"} - {"train" if "train" in case else "test"}
+    assert not [e for e in report["errors"] if any(f"split '{s}'" in e for s in other_splits)], errors
+    # The manifest is written even when the data is bad, so the failure can be traced to a dataset version.
+    assert report_of(config_path, project, "manifest.json")["fingerprint"] == report["data_fingerprint"]
+
+
+def test_stage_raises_stage_failed(make_run, project):
+    config_path = make_run("mnist-tf", garbage_jpeg)
+    with pytest.raises(StageFailed) as info:
+        validate_data.run(resolve_run(config_path, project))
+    assert info.value.exit_code == 1
+    assert str(config_path.parent.name) in str(info.value)
+    assert "image 'image_3.jpg' cannot be decoded" in str(info.value)
+
+
+def test_several_problems_are_all_reported(make_run, project):
+    def break_twice(data_dir):
+        missing_image(data_dir)
+        label_not_an_int(data_dir)
+        (data_dir / "validation" / "image_1.jpg").write_bytes(b"garbage")
+
+    config_path = make_run("mnist-gen", break_twice)
+    with pytest.raises(StageFailed):
+        validate_data.run(resolve_run(config_path, project))
+    errors = " | ".join(report_of(config_path, project)["errors"])
+    assert "image 'image_3.jpg' does not exist" in errors
+    assert "label 'seven'" in errors
+    assert "split 'validation', labels.csv row 2 (line 3): image 'image_1.jpg' cannot be decoded" in errors
+
+
+def test_missing_data_dir_fails(make_run, project, tmp_path, capsys):
+    config_path = make_run("mnist-tf", lambda data_dir: shutil.rmtree(data_dir))
+    code, stderr = run_cli(config_path, project, capsys)
+    assert code == 1
+    assert f"key 'data_dir' is '{tmp_path / 'data'}'" in stderr and "is not a folder" in stderr
+
+
+# ----------------------------------------------------------------------------- a good dataset
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_good_dataset_report(run, make_run, project, capsys):
+    config_path = make_run(run)
+    code, stderr = run_cli(config_path, project, capsys)
+    assert code == 0, stderr
+    report = report_of(config_path, project)
+    assert report["ok"] is True and report["errors"] == []
+    data_dir = pathlib.Path(yaml.safe_load(config_path.read_text())["data_dir"])
+    for split, n in SIZES.items():
+        summary = report["splits"][split]
+        assert summary["n"] == summary["read"] == n
+        assert summary["x_shapes"] == {X_SHAPE[run]: n}
+        assert summary["x_dtypes"] == {"uint8": n}
+        expected = labels(data_dir, split)["label"].astype(str).value_counts().to_dict()
+        assert summary["label_histogram"] == expected
+        assert sum(summary["label_histogram"].values()) == n
+    assert report["splits"]["test"]["duplicate_ids"] == []
+
+    manifest = report_of(config_path, project, "manifest.json")
+    assert manifest["fingerprint"] == report["data_fingerprint"]
+    assert manifest["n_files"] == sum(SIZES.values()) + 3  # the images and three labels.csv
+    image = data_dir / "test" / "image_0.jpg"
+    assert manifest["files"]["test/image_0.jpg"] == hashlib.sha256(image.read_bytes()).hexdigest()
+
+
+def test_manifest_fingerprint_is_stable_and_tracks_one_byte(make_run, project):
+    config_path = make_run("mnist-tf")
+    ctx = resolve_run(config_path, project)
+    first = validate_data.run(ctx)["data_fingerprint"]
+    first_manifest = report_of(config_path, project, "manifest.json")
+    assert validate_data.run(ctx)["data_fingerprint"] == first
+    assert report_of(config_path, project, "manifest.json") == first_manifest
+
+    # Change one byte of one image: the JFIF header's pixel density, so the image still decodes.
+    image = ctx.data_dir / "validation" / "image_4.jpg"
+    data = bytearray(image.read_bytes())
+    assert data[6:11] == b"JFIF\x00"
+    data[15] ^= 0x01
+    image.write_bytes(bytes(data))
+
+    report = validate_data.run(ctx)
+    assert report["ok"] is True
+    manifest = report_of(config_path, project, "manifest.json")
+    assert manifest["fingerprint"] != first
+    changed = {k for k in manifest["files"] if manifest["files"][k] != first_manifest["files"][k]}
+    assert changed == {"validation/image_4.jpg"}
