@@ -92,8 +92,12 @@ def _run_default(key):
 
 
 def run_data_dir(wildcards):
-    """Input of validate_data: the dataset folder named by the run's data_dir."""
-    return os.path.normpath(run_config(wildcards.run).get("data_dir") or _run_default("data_dir"))
+    """Input of validate_data: the dataset folder named by the run's data_dir.
+
+    Like every stage input it is ancient(): the stage fingerprint in params covers its content,
+    and DVC rewrites mtimes on checkout, which must not look like a change.
+    """
+    return ancient(os.path.normpath(run_config(wildcards.run).get("data_dir") or _run_default("data_dir")))
 
 
 def run_splits(run):
@@ -115,8 +119,8 @@ def stage_output(name):
 
 
 def stage_input(name):
-    """A rule's input: every output of the stage's upstream stages."""
-    return [path for up in STAGES[name].upstream for path in stage_outputs(up)]
+    """A rule's input: every output of the stage's upstream stages, as ancient() (see run_data_dir)."""
+    return [ancient(path) for up in STAGES[name].upstream for path in stage_outputs(up)]
 
 
 def stage_shell(name):
