@@ -53,7 +53,7 @@ def _export(args):
 
 def _evaluate(args):
     ctx = _context(args)
-    _stage("evaluate")(ctx, split=args.split)
+    _stage("evaluate")(ctx, split=args.split, gate=not args.no_gate)
 
 
 def _sync_mlflow(args):
@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("export", _export, "Export the best epoch as a SavedModel and a .keras file.")
     evaluate = add("evaluate", _evaluate, "Evaluate a split; write the per-datapoint report and a summary.")
     evaluate.add_argument("--split", required=True, choices=["validation", "test"], help="split to evaluate")
+    evaluate.add_argument("--no-gate", action="store_true",
+                          help="report a failed evaluation.thresholds gate without failing (or set AIMED_NO_GATE=1)")
     add("sync-mlflow", _sync_mlflow, "Upload metrics and artifacts logged while MLflow was unreachable.")
     add("fingerprint", _fingerprint, "Write each stage's fingerprint to results/<run>/fingerprints/ (used by dvc.yaml).")
     why_parser = add("why", _why, "Explain which parts of a stage's fingerprint changed since it last ran.")

@@ -128,7 +128,8 @@ def test_report_has_exactly_one_row_per_data_point(run, split, contexts, model, 
     ctx = contexts[run]
     loader, preprocessor = ctx.data_loader(), ctx.preprocessor()
     report_path = tmp_path / "report.csv"
-    summary = evaluate_split(model, loader, preprocessor, ctx.evaluator(), split, report_path)
+    result = evaluate_split(model, loader, preprocessor, ctx.evaluator(), split, report_path)
+    summary = result.summary
 
     with open(report_path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -155,7 +156,7 @@ def test_report_has_exactly_one_row_per_data_point(run, split, contexts, model, 
 
     # The summary counts exactly the n rows too.
     classification = summary["classification"]
-    assert np.sum(classification["confusion_matrix"]) == n
+    assert np.sum(result.confusion) == n
     support = {c: s["support"] for c, s in classification["per_class"].items() if s["support"]}
     assert support == {str(k): v for k, v in labels["label"].value_counts().items()}
     per_row_ce = np.array([float(row[EVAL_FUNC]) for row in rows])

@@ -109,22 +109,43 @@ class TensorBoardLog:
     """Epoch scalars in the layout of Keras' TensorBoard callback (``train/``, ``validation/``, ``epoch_*``).
 
     Steps are epoch numbers taken from the committed history, so a resumed run continues the
-    curves instead of restarting them.
+    curves instead of restarting them. Scalars already in the event files are not written again,
+    and ``write(state.history)`` on resume adds those of epochs committed just before a kill.
     """
+
+    SIDES = ("train", "validation")
 
     def __init__(self, folder) -> None:
         import tensorflow as tf
 
         self._tf = tf
-        self.writers = {side: tf.summary.create_file_writer(str(folder / side)) for side in ("train", "validation")}
+        self.logged = {side: self._logged(folder / side) for side in self.SIDES}
+        self.writers = {side: tf.summary.create_file_writer(str(folder / side)) for side in self.SIDES}
 
-    def write(self, row: Dict[str, float]) -> None:
-        for key, value in row.items():
-            if key == "epoch":
-                continue
-            side, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-            with self.writers[side].as_default():
-                self._tf.summary.scalar(f"epoch_{name}", value, step=int(row["epoch"]))
+    def _logged(self, folder) -> set:
+        """``(tag, step)`` of every scalar in a folder's event files."""
+        found = set()
+        for path in sorted(folder.glob("events.out.tfevents.*")):
+            try:
+                for event in self._tf.compat.v1.train.summary_iterator(str(path)):
+                    found.update((value.tag, event.step) for value in event.summary.value)
+            except self._tf.errors.DataLossError:  # a record cut short by a kill; it is written again
+                pass
+        return found
+
+    def write(self, rows: List[Dict[str, float]]) -> None:
+        for row in rows:
+            step = int(row["epoch"])
+            for key, value in row.items():
+                if key == "epoch":
+                    continue
+                side, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+                tag = f"epoch_{name}"
+                if (tag, step) in self.logged[side]:
+                    continue
+                with self.writers[side].as_default():
+                    self._tf.summary.scalar(tag, value, step=step)
+                self.logged[side].add((tag, step))
         for writer in self.writers.values():
             writer.flush()
 
@@ -144,7 +165,7 @@ def _open_state(ctx: RunContext, writable: bool) -> TrainState:
             changed.append(f"epochs (lowered below the {state.epoch} trained)")
         if changed:
             if writable:
-                moved = archive(folder)
+                moved = archive(folder, ctx.state_dir / "tensorboard")
                 log.info("training %s changed since the last run; old state moved to %s", ", ".join(changed), moved)
             state = TrainState(folder, writable)
             state.data = {}
@@ -161,6 +182,7 @@ def run(ctx: RunContext) -> Dict[str, Any]:
     """
     configure_determinism(ctx.config.deterministic)
     strategy = make_strategy(ctx.config.distribution, ctx.config.source)
+    log.info("training %s with %s on %d replica(s)", ctx.name, type(strategy).__name__, strategy.num_replicas_in_sync)
     if not is_chief(strategy):
         return _train(ctx, strategy, chief=False)
     with train_lock(ctx.state_dir / "train.lock", ctx.name):
@@ -169,7 +191,6 @@ def run(ctx: RunContext) -> Dict[str, Any]:
 
 def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
     config = ctx.config
-    state = _open_state(ctx, writable=chief)
     seed_everything(config.seed)
     loader, augmentor, preprocessor = ctx.data_loader(), ctx.augmentor(), ctx.preprocessor()
     builder = ctx.model_builder()
@@ -184,6 +205,8 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
             f"{config.source}: key 'export.metric' is '{metric}', but the model logs only {', '.join(names)}. "
             f"Set export.metric to one of these."
         )
+    # Opened only now: a config error must not move the resume state aside.
+    state = _open_state(ctx, writable=chief)
     state.restore(model)
 
     tracker = run_tracker(config, ctx.project_dir) if chief else None
@@ -194,6 +217,8 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
             state.set("mlflow_run_id", run_id)
         tracker.log_epochs(state.history)
     tensorboard = TensorBoardLog(ctx.state_dir / "tensorboard") if chief else None
+    if tensorboard is not None:
+        tensorboard.write(state.history)
     callbacks = [_nan_guard()] + list(builder.get_callbacks() or [])
     verbose = _verbosity(config.training.verbose)
 
@@ -214,7 +239,7 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
         state.commit_epoch(model, logs, better, {"metric": metric, "mode": mode, "value": value, "epoch": epoch + 1}
                            if better else best)
         if chief:
-            tensorboard.write(state.history[-1])
+            tensorboard.write(state.history[-1:])
             tracker.log_epochs(state.history[-1:])
         if verbose == 2:
             print(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k}={v:.5g}" for k, v in logs.items()), flush=True)
@@ -234,6 +259,9 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
 
 def _publish(ctx: RunContext, model: Any, state: TrainState) -> Dict[str, Any]:
     """Write history.csv, summary.json and the best epoch's model to ``results/<run>/train``."""
+    import pandas
+
+    from aimed._plots import save_training_curves
     from aimed.training.state import assign_variables
 
     assign_variables(list(model.variables), state.folder / state.data["best_weights"])
@@ -247,5 +275,6 @@ def _publish(ctx: RunContext, model: Any, state: TrainState) -> Dict[str, Any]:
         atomic_write_bytes(out / "history.csv", history_csv(state.history).encode())
         atomic_write_json(out / "summary.json", summary)
         model.save(out / "best_model.keras")
+        save_training_curves(out / "curves.png", pandas.read_csv(out / "history.csv"))
         ctx.record_fingerprint("train", out)
     return summary

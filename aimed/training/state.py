@@ -101,7 +101,8 @@ class TrainState:
             new.update(best=best, best_weights=best_name)
         atomic_write_json(self.folder / STATE_FILE, new)
         keep = {new["weights"], new["best_weights"]}
-        for old in self.folder.glob("*.npz"):
+        # Temp files are left by writes that a kill interrupted; only the lock holder writes here.
+        for old in [*self.folder.glob("*.npz"), *self.folder.glob(".*.tmp")]:
             if old.name not in keep:
                 old.unlink()
         self.data = new
@@ -112,10 +113,18 @@ class TrainState:
             atomic_write_json(self.folder / STATE_FILE, self.data)
 
 
-def archive(folder: pathlib.Path) -> Optional[pathlib.Path]:
-    """Move a stale state folder aside into ``<folder>/../archive``; keep the newest few."""
+def archive(folder: pathlib.Path, *belongings: pathlib.Path) -> Optional[pathlib.Path]:
+    """Move a stale state folder aside into ``<folder>/../archive``; keep the newest few.
+
+    ``belongings`` (such as the state's TensorBoard logs) go inside it, so the next state starts
+    without them. They are moved in first: a kill in between leaves them in the stale folder,
+    which the next run archives.
+    """
     if not (folder / STATE_FILE).is_file():
         return None
+    for item in belongings:
+        if item.exists():
+            os.replace(item, folder / item.name)
     archive_root = folder.parent / ARCHIVE_DIR
     archive_root.mkdir(parents=True, exist_ok=True)
     target = archive_root / time.strftime("%Y%m%dT%H%M%S", time.gmtime())
