@@ -80,7 +80,7 @@ STAGES: Dict[str, Stage] = {
             ),
             reports=("results/{run}/train/curves.png",),
             config_keys=("*",),
-            config_exclude=("evaluation", "evaluator_class", "evaluator", "mlflow", "training", "project_name"),
+            config_exclude=("evaluation", "evaluator_class", "evaluator", "mlflow", "training", "project_name", "cache"),
             components=("data_loader_class", "augmentor_class", "preprocessor_class", "model_builder_class"),
         ),
         Stage(

@@ -128,3 +128,88 @@ def run_snakemake() -> Callable[..., subprocess.CompletedProcess]:
         return proc
 
     return run
+
+
+# ----------------------------------------------------------------------------- training projects
+
+#: Overrides of every run config in ``train_project``: a few seconds per training run.
+TRAIN_OVERRIDES = {
+    "epochs": 5,
+    "batch_size": 16,
+    "model_builder": {"n_filters": 32},
+    "mlflow": {"enabled": False},
+}
+
+
+def run_aimed(project: pathlib.Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run ``aimed ARGS`` in ``project`` as a real process; stdout and stderr come back separately."""
+    return subprocess.run(["aimed", *args], cwd=project, capture_output=True, text=True, timeout=timeout)
+
+
+def check_aimed(project: pathlib.Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """``run_aimed`` that fails the test, showing the output, unless the command exits 0."""
+    proc = run_aimed(project, *args, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"aimed {' '.join(args)} exited with {proc.returncode}:\n{proc.stdout[-5000:]}\n{proc.stderr[-10000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def train_template(tmp_path_factory) -> pathlib.Path:
+    """A shrunken project copy with its dataset prepared and validated for both example runs (never modified).
+
+    ``train_project`` copies it; the copies share nothing, so each test owns its state and results.
+    """
+    project = copy_project(tmp_path_factory.mktemp("train_template") / "project")
+    shrink_project(project, project / "mlflow.db")
+    for run_config in sorted((project / "runs").glob("*/config.yaml")):
+        update_yaml(run_config, TRAIN_OVERRIDES)
+    subprocess.run(
+        [sys.executable, "workflow/scripts/prepare_mnist.py", "--sample", "data/mnist_sample.npz",
+         "--out", "datasets/mnist", *[f"--limit-{s}={SHRUNK[s]}" for s in ("train", "validation", "test")]],
+        cwd=project, check=True, capture_output=True,
+    )
+    # Both validations at once: each is mostly TensorFlow's start-up.
+    jobs = {run: subprocess.Popen(["aimed", "validate-data", run], cwd=project, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for run in ("mnist-tf", "mnist-gen")}
+    for run, job in jobs.items():
+        out, _ = job.communicate(timeout=180)
+        if job.returncode != 0:
+            pytest.fail(f"aimed validate-data {run} failed in the training template:\n{out[-10000:]}")
+    return project
+
+
+@pytest.fixture
+def train_project(train_template, tmp_path) -> Callable[..., pathlib.Path]:
+    """``train_project(overrides=None, name="project")``: a fresh copy of ``train_template`` in ``tmp_path``.
+
+    ``overrides`` (nested keys, as in ``update_yaml``) apply to both example run configs.
+    """
+
+    def make(overrides: Mapping[str, Any] = None, name: str = "project") -> pathlib.Path:
+        project = tmp_path / name
+        shutil.copytree(train_template, project, symlinks=True)
+        for run_config in sorted((project / "runs").glob("*/config.yaml")):
+            update_yaml(run_config, overrides or {})
+        return project
+
+    return make
+
+
+def prepare_dataset(out: pathlib.Path, **limits: int) -> pathlib.Path:
+    """Write a small MNIST dataset with the project's prepare script, in-process (no interpreter start-up)."""
+    import importlib.util
+    import signal
+
+    spec = importlib.util.spec_from_file_location("_prepare_mnist", REPO_ROOT / "workflow" / "scripts" / "prepare_mnist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--sample", str(REPO_ROOT / "data" / "mnist_sample.npz"), "--out", str(out)]
+    for split, n in limits.items():
+        argv += [f"--limit-{split}", str(n)]
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        module.main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, handler)  # the script installs its own SIGTERM handler
+    return out

@@ -16,6 +16,7 @@ import csv
 import io
 import logging
 import math
+import shutil
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -28,6 +29,7 @@ from aimed.provenance import explain, fingerprint_parts
 from aimed.run import RunContext
 from aimed.tracking import flatten, run_tracker
 from aimed.training.distribution import is_chief, make_strategy
+from aimed.training.input_pipeline import EpochCache
 from aimed.training.state import TrainState, archive, train_lock
 
 log = logging.getLogger(__name__)
@@ -178,15 +180,25 @@ def run(ctx: RunContext) -> Dict[str, Any]:
     """Train the run's model to ``epochs``, resuming from ``state/<run>/train`` when it matches.
 
     Under a multi-worker strategy every worker trains; only the chief takes the lock, writes
-    the state and publishes results.
+    the state and publishes results. Any other process is the chief and takes the lock before
+    TensorFlow starts, so a second training of the run refuses at once.
     """
+    lock = ctx.state_dir / "train.lock"
+    if ctx.config.distribution.strategy != "multi_worker":
+        with train_lock(lock, ctx.name):
+            return _train(ctx, _strategy(ctx), chief=True)
+    strategy = _strategy(ctx)
+    if not is_chief(strategy):
+        return _train(ctx, strategy, chief=False)
+    with train_lock(lock, ctx.name):
+        return _train(ctx, strategy, chief=True)
+
+
+def _strategy(ctx: RunContext) -> Any:
     configure_determinism(ctx.config.deterministic)
     strategy = make_strategy(ctx.config.distribution, ctx.config.source)
     log.info("training %s with %s on %d replica(s)", ctx.name, type(strategy).__name__, strategy.num_replicas_in_sync)
-    if not is_chief(strategy):
-        return _train(ctx, strategy, chief=False)
-    with train_lock(ctx.state_dir / "train.lock", ctx.name):
-        return _train(ctx, strategy, chief=True)
+    return strategy
 
 
 def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
@@ -222,11 +234,18 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
     callbacks = [_nan_guard()] + list(builder.get_callbacks() or [])
     verbose = _verbosity(config.training.verbose)
 
+    cache_dir = state.folder / "cache"
+    shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run may have left a half-written disk cache
+    caches = {split: EpochCache(config.cache, cache_dir, split, config.deterministic) for split in ("train", "validation")}
+
+    def epoch_batches(split: str):
+        return caches[split].batches(lambda: _batches_and_steps(loader, augmentor, preprocessor, split))
+
     while state.epoch < config.epochs:
         epoch = state.epoch
         seed_everything(config.seed + epoch)
-        train_batches, _, train_iter = batched_split(loader, augmentor, preprocessor, "train")
-        val_batches, _, val_iter = batched_split(loader, augmentor, preprocessor, "validation")
+        train_batches, train_iter = epoch_batches("train")
+        val_batches, val_iter = epoch_batches("validation")
         result = model.fit(
             train_batches, steps_per_epoch=train_iter, validation_data=val_batches, validation_steps=val_iter,
             initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, verbose=1 if verbose == 1 else 0,
@@ -255,6 +274,11 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
     tracker.log_artifacts([ctx.stage_dir("train") / "history.csv", ctx.config_path])
     tracker.finish()
     return summary
+
+
+def _batches_and_steps(loader: Any, augmentor: Any, preprocessor: Any, split: str) -> Tuple[Any, int]:
+    batches, _, n_iter = batched_split(loader, augmentor, preprocessor, split)
+    return batches, n_iter
 
 
 def _publish(ctx: RunContext, model: Any, state: TrainState) -> Dict[str, Any]:
