@@ -7,11 +7,9 @@ The example components are the tutorial's, loaded from a copy of ``src/`` throug
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 import shutil
-import signal
-from typing import Any, Dict, Mapping
+from typing import Dict
 
 import numpy as np
 import pytest
@@ -29,37 +27,16 @@ from aimed.components import (
 )
 from aimed.config import load_config
 from aimed.loading import load_class
+from conftest import REPO_ROOT, deep_update, prepare_dataset
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZES = {"train": 6, "validation": 5, "test": 5}
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def _deep_update(base: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
-def prepare_dataset(out: pathlib.Path, **limits: int) -> pathlib.Path:
-    """Write a small MNIST dataset with the project's prepare script (in-process: no extra startup)."""
-    spec = importlib.util.spec_from_file_location("_prepare_mnist", REPO_ROOT / "workflow" / "scripts" / "prepare_mnist.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    argv = ["--sample", str(REPO_ROOT / "data" / "mnist_sample.npz"), "--out", str(out)]
-    for split, n in limits.items():
-        argv += [f"--limit-{split}", str(n)]
-    handler = signal.getsignal(signal.SIGTERM)
-    try:
-        module.main(argv)
-    finally:
-        signal.signal(signal.SIGTERM, handler)  # the script installs its own SIGTERM handler
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +47,7 @@ def project(tmp_path_factory) -> pathlib.Path:
     prepare_dataset(root / "data", **SIZES)
     for run in ("mnist-tf", "mnist-gen"):
         data = yaml.safe_load((REPO_ROOT / "runs" / run / "config.yaml").read_text())
-        _deep_update(data, {"data_dir": "data", "batch_size": 4, "preprocessor": {"normalize_by": 2},
+        deep_update(data, {"data_dir": "data", "batch_size": 4, "preprocessor": {"normalize_by": 2},
                             "data_loader": {"shuffle": False}, "model_builder": {"n_filters": 8}})
         (root / "runs" / run).mkdir(parents=True)
         (root / "runs" / run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))

@@ -22,7 +22,6 @@ from aimed.components import DataLoaderBase, PreprocessorBase
 from aimed.config import ConfigStruct, load_config
 from aimed.errors import ComponentError, ConfigError
 from aimed.loading import check_components, load_class
-from aimed.run import resolve_run
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO_ROOT / "aimed" / "schemas" / "run.schema.yaml"

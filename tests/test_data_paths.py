@@ -10,11 +10,9 @@ each with its own label and its own prediction.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import pathlib
 import shutil
-import signal
-from typing import Any, Dict, Mapping
+from typing import Any, Dict
 
 import numpy as np
 import pandas as pd
@@ -24,8 +22,8 @@ import yaml
 from aimed.data import batched_split, split_source, take
 from aimed.run import resolve_run
 from aimed.stages.evaluate import evaluate_split
+from conftest import REPO_ROOT, deep_update, prepare_dataset
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 BATCH_SIZE = 8
 SIZES = {"train": 8, "validation": 19, "test": 21}  # 19 = 2*8 + 3 and 21 = 2*8 + 5
 RUNS = ("mnist-gen", "mnist-tf")
@@ -36,29 +34,8 @@ EVAL_FUNC = "sparse categorical ce"  # the example Evaluator's one eval function
 # ----------------------------------------------------------------------------- helpers
 
 
-def _deep_update(base: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
-def prepare_dataset(out: pathlib.Path, **limits: int) -> pathlib.Path:
-    """Write a small MNIST dataset with the project's prepare script (in-process: no extra startup)."""
-    spec = importlib.util.spec_from_file_location("_prepare_mnist", REPO_ROOT / "workflow" / "scripts" / "prepare_mnist.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    argv = ["--sample", str(REPO_ROOT / "data" / "mnist_sample.npz"), "--out", str(out)]
-    for split, n in limits.items():
-        argv += [f"--limit-{split}", str(n)]
-    handler = signal.getsignal(signal.SIGTERM)
-    try:
-        module.main(argv)
-    finally:
-        signal.signal(signal.SIGTERM, handler)  # the script installs its own SIGTERM handler
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +45,7 @@ def project(tmp_path_factory) -> pathlib.Path:
     prepare_dataset(root / "data", **SIZES)
     for run in RUNS:
         config = yaml.safe_load((REPO_ROOT / "runs" / run / "config.yaml").read_text())
-        _deep_update(config, {"data_dir": "data", "batch_size": BATCH_SIZE, "model_builder": {"n_filters": 16}})
+        deep_update(config, {"data_dir": "data", "batch_size": BATCH_SIZE, "model_builder": {"n_filters": 16}})
         (root / "runs" / run).mkdir(parents=True)
         (root / "runs" / run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return root

@@ -8,12 +8,10 @@ and ``report.json`` with ``ok: false``.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import pathlib
 import shutil
-import signal
-from typing import Any, Callable, Dict, Mapping
+from typing import Any, Callable, Dict
 
 import pandas as pd
 import pytest
@@ -23,8 +21,8 @@ from aimed import cli
 from aimed.errors import StageFailed
 from aimed.run import resolve_run
 from aimed.stages import validate_data
+from conftest import REPO_ROOT, deep_update, prepare_dataset
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZES = {"train": 20, "validation": 10, "test": 10}
 RUNS = ("mnist-tf", "mnist-gen")
 X_SHAPE = {"mnist-tf": "(28, 28, 1)", "mnist-gen": "(28, 28)"}
@@ -33,29 +31,8 @@ X_SHAPE = {"mnist-tf": "(28, 28, 1)", "mnist-gen": "(28, 28)"}
 # ----------------------------------------------------------------------------- helpers
 
 
-def _deep_update(base: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
-def prepare_dataset(out: pathlib.Path, **limits: int) -> pathlib.Path:
-    """Write a small MNIST dataset with the project's prepare script (in-process: no extra startup)."""
-    spec = importlib.util.spec_from_file_location("_prepare_mnist", REPO_ROOT / "workflow" / "scripts" / "prepare_mnist.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    argv = ["--sample", str(REPO_ROOT / "data" / "mnist_sample.npz"), "--out", str(out)]
-    for split, n in limits.items():
-        argv += [f"--limit-{split}", str(n)]
-    handler = signal.getsignal(signal.SIGTERM)
-    try:
-        module.main(argv)
-    finally:
-        signal.signal(signal.SIGTERM, handler)  # the script installs its own SIGTERM handler
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +58,7 @@ def make_run(project, tmp_path) -> Callable[..., pathlib.Path]:
         if break_data is not None:
             break_data(data_dir)
         config = yaml.safe_load((REPO_ROOT / "runs" / run / "config.yaml").read_text())
-        _deep_update(config, {"data_dir": str(data_dir)})
+        deep_update(config, {"data_dir": str(data_dir)})
         name = f"{run}-{tmp_path.name}"
         path = project / "runs" / name / "config.yaml"
         path.parent.mkdir(parents=True)
