@@ -1,10 +1,11 @@
 """Apply per-sample eval functions to whole batches when that is provably the same.
 
 ``get_eval_funcs()`` keeps the tutorial's contract: ``f(y_true, y_pred)`` on one data point.
-On the first batch aimed calls ``f`` once per sample and once on the whole batch; if the batch
-call returns one finite value per sample, equal to the per-sample results within 1e-6 relative,
-later batches use the batch call. Otherwise every batch is evaluated sample by sample. A
-function decorated with :func:`batched` skips the check and is always called on batches.
+On the first batch of two or more samples aimed calls ``f`` once per sample and once on the
+whole batch; if the batch call returns one value per sample, equal to the per-sample results
+within 1e-6 relative (NaN matching NaN), later batches use the batch call. Otherwise every
+batch is evaluated sample by sample. A function decorated with :func:`batched` skips the check
+and is always called on batches.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ class EvalFunction:
         if self.mode == "per_sample":
             return per_sample(self.func, y_true, y_pred)
         reference = per_sample(self.func, y_true, y_pred)
+        if len(y_true) < 2:
+            # A function that reduces a batch to one value (a Keras Loss object) returns one value
+            # for a batch of one too: only a batch of two or more tells the two apart.
+            return reference
         try:
             values = _batch_call(self.func, y_true, y_pred)
         except Exception:  # user function that only takes single samples

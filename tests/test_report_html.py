@@ -1,0 +1,183 @@
+"""The quality gate under Snakemake, and the HTML report of ``snakemake --report``.
+
+One shrunken project (run mnist-tf, validation split only) goes through Snakemake four times:
+with a gate the model cannot meet (the run must fail, naming the threshold, and keep the
+evaluation), again (it must fail again: a failed gate is never up to date), with
+``AIMED_NO_GATE=1`` (the run passes), and with ``--report report.html``. The report is then
+checked for the embedded training curves, confusion matrix and worst-k grid, and rendered by
+headless Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+from typing import Any, Dict
+
+import pytest
+
+from aimed.pipeline import stage_outputs
+from conftest import copy_project, shrink_project, update_yaml
+
+pytestmark = pytest.mark.slow
+
+RUN = "mnist-tf"
+GATE = {"accuracy": {"min": 0.999}}
+#: The report() files every HTML report must carry, relative to the project.
+REPORT_IMAGES = (
+    f"results/{RUN}/train/curves.png",
+    f"results/{RUN}/evaluate/validation/plots/confusion_matrix.png",
+    f"results/{RUN}/evaluate/validation/plots/worst.png",
+)
+
+
+def _snakemake(project: pathlib.Path, *args: str, env: Dict[str, str] = None, timeout: float = 900):
+    """``snakemake ARGS`` with the gate on unless ``env`` turns it off; output merged into ``.stdout``."""
+    base = {k: v for k, v in os.environ.items() if k != "AIMED_NO_GATE"}
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--nocolor", *args], cwd=project, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=timeout, env={**base, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> Dict[str, Any]:
+    """The project after a gated run that fails, a plain rerun, a run with AIMED_NO_GATE=1 and ``--report``.
+
+    What the failed run left behind is recorded before the next run replaces it.
+    """
+    root = tmp_path_factory.mktemp("report_html")
+    project = copy_project(root / "project")
+    shrink_project(project, project / "mlflow.db")
+    update_yaml(project / "config" / "config.yaml", {"runs": [RUN]})
+    update_yaml(project / "runs" / RUN / "config.yaml", {
+        "model_builder": {"n_filters": 16},
+        "evaluation": {"splits": ["validation"], "thresholds": GATE},
+    })
+    failed = _snakemake(project, "--cores", "2", "--resources", "gpu=1")
+    evaluation = project / "results" / RUN / "evaluate" / "validation"
+    left = {
+        "outputs": {path: (project / path).exists() for path in stage_outputs("evaluate", run=RUN, split="validation")},
+        "summary": json.loads((evaluation / "summary.json").read_text()) if (evaluation / "summary.json").is_file()
+        else None,
+        "card": json.loads((evaluation / "model_card.json").read_text()) if (evaluation / "model_card.json").is_file()
+        else None,
+        "log": (project / "logs" / RUN / "evaluate_validation.log").read_text(errors="replace")
+        if (project / "logs" / RUN / "evaluate_validation.log").is_file() else "",
+    }
+    again = _snakemake(project, "--cores", "2", "--resources", "gpu=1")
+    passed = _snakemake(project, "--cores", "2", "--resources", "gpu=1", env={"AIMED_NO_GATE": "1"})
+    report = _snakemake(project, "--report", "report.html") if passed.returncode == 0 else None
+    return {"project": project, "failed": failed, "left": left, "again": again, "passed": passed, "report": report}
+
+
+def test_failed_gate_fails_the_snakemake_run(pipeline):
+    failed, left = pipeline["failed"], pipeline["left"]
+    assert failed.returncode != 0, failed.stdout[-5000:]
+    summary = left["summary"]
+    assert summary is not None, f"the failed evaluation left no summary.json:\n{failed.stdout[-10000:]}"
+    accuracy = summary["classification"]["accuracy"]
+    message = f"failed its quality gate on the validation split: accuracy = {accuracy:.6g}, required >= 0.999"
+    assert message in left["log"]
+    assert message in failed.stdout  # show-failed-logs: Snakemake's own output names the threshold
+    assert "Error in rule evaluate" in failed.stdout
+
+    # keep-incomplete: the failed job's outputs stay and say that the model is not blessed; only
+    # fingerprint.json, the record of a completed stage, is missing.
+    missing = [path for path, exists in left["outputs"].items() if not exists]
+    assert missing == [f"results/{RUN}/evaluate/validation/fingerprint.json"], left["outputs"]
+    assert summary["blessed"] is False
+    assert summary["gate"]["failures"] == [f"accuracy = {accuracy:.6g}, required >= 0.999"]
+    assert left["card"]["evaluation"]["blessed"] is False
+
+
+def test_failed_gate_is_not_up_to_date(pipeline):
+    """Snakemake records a failed job's kept outputs as finished: the next run must still not pass the gate."""
+    again = pipeline["again"]
+    assert again.returncode != 0, again.stdout[-5000:]
+    assert "Nothing to be done" not in again.stdout
+    assert "failed its quality gate on the validation split: accuracy = " in again.stdout
+
+
+def test_no_gate_env_passes_the_snakemake_run(pipeline):
+    passed, project = pipeline["passed"], pipeline["project"]
+    assert passed.returncode == 0, passed.stdout[-10000:]
+    assert f"evaluate: evaluating run {RUN} on the validation split" in passed.stdout  # the job ran again
+    assert re.search(r"Finished jobid: \d+ \(Rule: evaluate\)", passed.stdout), passed.stdout[-5000:]
+    log = (project / "logs" / RUN / "evaluate_validation.log").read_text()
+    assert "failed its quality gate" in log and "(not failing: the gate is off)" in log
+    summary = json.loads((project / "results" / RUN / "evaluate" / "validation" / "summary.json").read_text())
+    assert summary["blessed"] is False
+    dry = _snakemake(project, "--dry-run", "--cores", "1", env={"AIMED_NO_GATE": "1"})
+    assert "Nothing to be done" in dry.stdout, dry.stdout[-5000:]
+
+
+def _report_html(pipeline) -> str:
+    if pipeline["report"] is None:
+        pytest.fail("the AIMED_NO_GATE=1 run failed, so no report was built")
+    assert pipeline["report"].returncode == 0, pipeline["report"].stdout[-10000:]
+    return (pipeline["project"] / "report.html").read_text()
+
+
+def test_report_embeds_the_images(pipeline):
+    """Snakemake 9 embeds each report() file in the page's JSON data, keyed by its path, as a data URI:
+    ``"<path>": {..., "data": "data:image/png;charset=utf8;filename=<name>;base64,<bytes>"}``.
+    """
+    html = _report_html(pipeline)
+    project = pipeline["project"]
+    for image in REPORT_IMAGES:
+        name = pathlib.PurePosixPath(image).name
+        data = base64.b64encode((project / image).read_bytes()).decode()
+        assert f'"{image}": {{"name": "{name}"' in html, f"{image} is not a result of report.html"
+        assert re.search(rf'data:image/png;[^,"]*filename={re.escape(name)};base64,{re.escape(data)}"', html), (
+            f"{image} is not embedded in report.html")
+    assert not re.search(r"""(src|href)=["']https?:""", html), "report.html loads something from the network"
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, timeout=900)
+        found = shutil.which("chromium")
+    if found is None:
+        print("skipping: chromium is not installed and `apt-get install -y chromium` could not install it")
+        pytest.skip("chromium is not installed and could not be installed with apt-get")
+    return found
+
+
+def _chromium_args(tmp_path: pathlib.Path) -> list:
+    return [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000"]
+
+
+def test_report_renders_in_chromium(pipeline, tmp_path):
+    _report_html(pipeline)
+    url = (pipeline["project"] / "report.html").as_uri()
+    args = _chromium_args(tmp_path)
+    shot = tmp_path / "report.png"
+    proc = subprocess.run([*args, f"--screenshot={shot}", url], capture_output=True, text=True, timeout=180)
+    assert shot.is_file(), proc.stderr[-5000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[:2] == (1000, 1400)
+    assert pixels.std() > 0.01, "the screenshot is blank"
+    assert shot.stat().st_size > 20000
+
+    # The page's scripts ran and built the navigation from the report's data: the result
+    # categories (the stages with report() files) are in the rendered text, outside any script.
+    dom = subprocess.run([*args, "--virtual-time-budget=15000", "--dump-dom", url], capture_output=True, text=True,
+                         timeout=180).stdout
+    body = re.sub(r"<script.*?</script>", "", dom[dom.find("<body"):], flags=re.S)
+    text = " ".join(re.sub(r"<[^>]+>", " ", body).split())
+    assert "Snakemake Report" in text and "Results" in text, text[:2000]
+    for category in ("check-preprocessing", "evaluate", "train"):
+        assert re.search(rf"Results.*\b{category}\b", text), f"no result category {category}: {text[:2000]}"
