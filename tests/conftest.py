@@ -164,11 +164,7 @@ def train_template(tmp_path_factory) -> pathlib.Path:
     shrink_project(project, project / "mlflow.db")
     for run_config in sorted((project / "runs").glob("*/config.yaml")):
         update_yaml(run_config, TRAIN_OVERRIDES)
-    subprocess.run(
-        [sys.executable, "workflow/scripts/prepare_mnist.py", "--sample", "data/mnist_sample.npz",
-         "--out", "datasets/mnist", *[f"--limit-{s}={SHRUNK[s]}" for s in ("train", "validation", "test")]],
-        cwd=project, check=True, capture_output=True,
-    )
+    prepare_dataset(project / "datasets" / "mnist", **{s: SHRUNK[s] for s in ("train", "validation", "test")})
     # Both validations at once: each is mostly TensorFlow's start-up.
     jobs = {run: subprocess.Popen(["aimed", "validate-data", run], cwd=project, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True) for run in ("mnist-tf", "mnist-gen")}
@@ -213,3 +209,81 @@ def prepare_dataset(out: pathlib.Path, **limits: int) -> pathlib.Path:
     finally:
         signal.signal(signal.SIGTERM, handler)  # the script installs its own SIGTERM handler
     return out
+
+
+# ----------------------------------------------------------------------------- built projects (reruns, DVC)
+
+#: Images per split of ``built_template``, and the overrides of its run configs: seconds per stage.
+BUILT_SIZES = {"train": 48, "validation": 24, "test": 24}
+BUILT_OVERRIDES = {
+    "epochs": 2,
+    "batch_size": 16,
+    "model_builder": {"n_filters": 32},
+    "mlflow": {"enabled": False},
+}
+
+
+def project_env(project: pathlib.Path) -> Dict[str, str]:
+    """Environment of the processes run in a built project.
+
+    ``PYTHONPATH`` puts the project's own copy of the aimed package first, so tests may edit
+    aimed's code there; bytecode is written as on a user's machine (``__pycache__`` folders
+    appear beside the modules that DVC hashes).
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPATH"] = str(project)
+    return env
+
+
+def run_in(project: pathlib.Path, *cmd: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in ``project`` with ``project_env``; stdout and stderr come back merged in ``.stdout``.
+
+    With ``check`` a non-zero exit fails the test and shows the output.
+    """
+    proc = subprocess.run(list(cmd), cwd=project, env=project_env(project), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited with {proc.returncode} in {project}:\n{proc.stdout[-20000:]}")
+    return proc
+
+
+def git(project: pathlib.Path, *args: str) -> str:
+    """Run ``git ARGS`` in ``project`` (a fixed author) and return its output."""
+    return run_in(project, "git", "-c", "user.name=aimed tests", "-c", "user.email=tests@aimed.invalid",
+                  *args, timeout=120).stdout
+
+
+@pytest.fixture(scope="session")
+def built_template(tmp_path_factory) -> pathlib.Path:
+    """A shrunken project with its own copy of aimed, in git and DVC, after one full Snakemake run.
+
+    Commits: "project" (the sources), then "run 1" (dvc.yaml, dvc.lock after the run). Never
+    modified: ``built_project`` copies it.
+    """
+    project = copy_project(tmp_path_factory.mktemp("built_template") / "project")
+    shutil.copytree(REPO_ROOT / "aimed", project / "aimed", ignore=_COPY_IGNORE)
+    shutil.copy2(REPO_ROOT / ".gitignore", project / ".gitignore")
+    update_yaml(project / "config" / "config.yaml",
+                {"datasets": {"mnist": {f"limit_{split}": n for split, n in BUILT_SIZES.items()}}})
+    for run_config in sorted((project / "runs").glob("*/config.yaml")):
+        update_yaml(run_config, BUILT_OVERRIDES)
+    found = run_in(project, sys.executable, "-c", "import aimed; print(aimed.__file__)").stdout.strip()
+    assert pathlib.Path(found) == project / "aimed" / "__init__.py", f"aimed resolves to {found}, not the project's copy"
+    git(project, "init", "-q")
+    run_in(project, "dvc", "init", "-q")
+    shutil.copy2(REPO_ROOT / ".dvcignore", project / ".dvcignore")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "project")
+    run_in(project, "snakemake", "--cores", "2", "--resources", "gpu=1", "--nocolor", timeout=1200)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "run 1")
+    return project
+
+
+@pytest.fixture(scope="module")
+def built_project(built_template, tmp_path_factory) -> pathlib.Path:
+    """A copy of ``built_template`` owned by one test module (its git repo, DVC cache and results)."""
+    project = tmp_path_factory.mktemp("built") / "project"
+    shutil.copytree(built_template, project, symlinks=True)
+    return project

@@ -13,11 +13,17 @@ from aimed import __version__
 from aimed.errors import StageFailed
 from aimed.run import RunContext
 from aimed.tracking import flatten, run_tracker
-from aimed.training.state import TrainState
+from aimed.training.state import TrainState, train_lock
 
 
 def run(ctx: RunContext) -> Dict[str, Any]:
     """Bring the run's MLflow run up to date with its history and artifacts."""
+    # The training lock: a training running now would race this run's writes to state.json.
+    with train_lock(ctx.state_dir / "train.lock", ctx.name):
+        return _sync(ctx)
+
+
+def _sync(ctx: RunContext) -> Dict[str, Any]:
     state = TrainState(ctx.state_dir / "train")
     if not state.exists:
         raise StageFailed(f"run '{ctx.name}' has no training state in {state.folder}; train it first.")
@@ -37,6 +43,8 @@ def run(ctx: RunContext) -> Dict[str, Any]:
     tracker.log_artifacts([export / "savedmodel"], "model")
     for split_dir in sorted(ctx.stage_dir("evaluate").glob("*")):
         tracker.log_artifacts(sorted(split_dir.glob("*")), f"evaluation/{split_dir.name}")
+    if state.epoch >= ctx.config.epochs:
+        tracker.finish()  # training never closed the run while the server was away
     if not tracker.enabled:
         raise StageFailed(f"MLflow at {tracker.uri} failed during the upload; run this again.")
     return {"run_id": run_id, "epochs": state.epoch}

@@ -34,6 +34,7 @@ from aimed.training.state import TrainState, archive, train_lock
 
 log = logging.getLogger(__name__)
 
+
 def training_fingerprint(ctx: RunContext) -> Tuple[str, Dict[str, Any]]:
     """The train stage's fingerprint without ``epochs``: a match means the state can be continued."""
     parts = fingerprint_parts(ctx.config, ctx.project_dir, "train")

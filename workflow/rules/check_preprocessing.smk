@@ -9,5 +9,7 @@ rule check_preprocessing:
         stage_log("check-preprocessing"),
     message:
         "check-preprocessing: checking preprocessed batches of run {wildcards.run}"
+    resources:
+        **stage_resources("check_preprocessing"),
     shell:
         stage_shell("check-preprocessing")

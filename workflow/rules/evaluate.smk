@@ -11,5 +11,7 @@ rule evaluate:
         "evaluate: evaluating run {wildcards.run} on the {wildcards.split} split"
     wildcard_constraints:
         split="|".join(EVAL_SPLITS),
+    resources:
+        **stage_resources("evaluate"),
     shell:
         stage_shell("evaluate")

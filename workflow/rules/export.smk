@@ -9,5 +9,7 @@ rule export:
         stage_log("export"),
     message:
         "export: exporting the best epoch of run {wildcards.run}"
+    resources:
+        **stage_resources("export"),
     shell:
         stage_shell("export")

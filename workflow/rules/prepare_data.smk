@@ -10,5 +10,7 @@ rule prepare_data:
         "logs/prepare_data.log",
     message:
         "prepare_data: writing the example MNIST dataset to {output}"
+    resources:
+        **stage_resources("prepare_data"),
     shell:
         "{params.command} > {log} 2>&1"

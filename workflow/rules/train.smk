@@ -1,5 +1,6 @@
 # Checkpoints and resume state live in state/{run}/, deliberately not an output: Snakemake
-# deletes the outputs of a failed job, and a rerun must resume from the last checkpoint.
+# deletes the outputs of a failed job, and a rerun must resume from the last checkpoint. So does a
+# retry (resources.train.retries in config/config.yaml), e.g. after a SLURM job was preempted.
 rule train:
     input:
         stage_input("train"),
@@ -13,6 +14,7 @@ rule train:
         "train: training run {wildcards.run}"
     threads: config["train_threads"]
     resources:
-        gpu=1,
+        **stage_resources("train"),
+    retries: stage_retries("train")
     shell:
         stage_shell("train")

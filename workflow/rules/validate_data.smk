@@ -9,5 +9,7 @@ rule validate_data:
         stage_log("validate-data"),
     message:
         "validate-data: checking the dataset of run {wildcards.run}"
+    resources:
+        **stage_resources("validate_data"),
     shell:
         stage_shell("validate-data")

@@ -1,0 +1,82 @@
+"""1. Training overhead: aimed's per-epoch time against a bare Keras script, same model and pipeline.
+
+Both sides use the tutorial's tf.data example (DataLoaderTF + PreprocessorTF, the 512-unit MLP,
+batch 32) on 20,000 training and 2,000 validation images of MNIST (JPEG folders), with
+validation every epoch.
+
+- baseline: a bare Keras script, one ``model.fit(epochs=E)`` with the same batches;
+- aimed: ``aimed.stages.train.run`` in-process: per epoch it rebuilds the seeded pipeline,
+  calls fit for one epoch, commits the checkpoint (weights + optimizer), writes the history,
+  TensorBoard scalars and MLflow metrics (local SQLite store);
+- attribution: the bare script with ``enable_op_determinism()`` (aimed's default ``deterministic: true``).
+
+Each variant runs in fresh processes, alternating, ``ROUNDS`` processes of ``EPOCHS`` epochs;
+the first epoch of each process (tracing, set-up) is left out, the rest are the repeats.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import tempfile
+
+from bench import common
+
+EPOCHS, ROUNDS = 4, 2          # 3 timed epochs x 2 processes = 6 repeats per variant
+QUICK = dict(epochs=3, rounds=1, sizes=common.SIZES_QUICK)
+FULL = dict(epochs=EPOCHS, rounds=ROUNDS, sizes=common.SIZES_20K)
+GOAL = 1.05
+
+
+def make(tmp: pathlib.Path, epochs: int, sizes: dict) -> pathlib.Path:
+    data = common.dataset(**sizes)
+    return common.make_project(tmp / "project", runs={"bench-tf": dict(
+        base="mnist-tf", data_dir=str(data), epochs=epochs, training={"verbose": 2},
+        mlflow={"tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"})})
+
+
+def run(quick: bool = False) -> dict:
+    p = QUICK if quick else FULL
+    times = {"bare": [], "bare_det": [], "aimed": []}
+    fit_share = []
+    info = {}
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
+        project = make(pathlib.Path(tmp), p["epochs"], p["sizes"])
+        for round_ in range(p["rounds"]):
+            for variant in ("bare", "aimed", "bare_det"):
+                if variant == "aimed":
+                    shutil.rmtree(project / "state", ignore_errors=True)
+                    shutil.rmtree(project / "results", ignore_errors=True)
+                    r = common.run_worker("common", "fit_aimed", project=str(project), run="bench-tf", epochs=p["epochs"])
+                    fit_share += r["fit_times"][1:]
+                else:
+                    r = common.run_worker("common", "fit_raw", project=str(project), run="bench-tf", epochs=p["epochs"],
+                                          deterministic=variant == "bare_det")
+                    info = {k: r[k] for k in ("n_train", "n_val", "batch_size")}
+                times[variant] += r["epoch_times"][1:]
+                common.log(f"  round {round_ + 1} {variant}: epochs " + ", ".join(f"{t:.2f}" for t in r["epoch_times"])
+                           + " s (first left out)")
+    med = {k: common.summary(v)["median"] for k, v in times.items()}
+    overhead = common.ratio(med["aimed"], med["bare"])
+    fit_median = common.summary(fit_share)["median"]
+    return {
+        "name": "training_overhead",
+        "title": "1. Training overhead (aimed train vs bare Keras, tf.data example)",
+        "method": __doc__.split("\n\n", 1)[1].strip(),
+        "setup": info,
+        "measurements": [
+            common.measurement("bare Keras, per epoch (baseline)", times["bare"], "s"),
+            common.measurement("aimed train, per epoch", times["aimed"], "s",
+                               ratio=overhead),
+            common.measurement("  of which inside model.fit", fit_share, "s", ratio=common.ratio(fit_median, med["bare"])),
+            common.measurement("bare Keras + op determinism, per epoch", times["bare_det"], "s",
+                               ratio=common.ratio(med["bare_det"], med["bare"])),
+        ],
+        "goals": [common.goal("aimed per-epoch time / bare Keras <= 1.05", overhead, "<=", GOAL,
+                              f"{overhead:.3f}x ({med['aimed']:.2f} s vs {med['bare']:.2f} s)")],
+        "epoch_medians": med,
+    }
+
+
+if __name__ == "__main__":
+    common.worker_main("bench.training_overhead")

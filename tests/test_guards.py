@@ -1,0 +1,122 @@
+"""Training guards: a NaN loss stops training cleanly, one run trains at a time, and mirrored training works."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import check_aimed, run_aimed
+
+pytestmark = pytest.mark.slow
+
+RUN = "mnist-tf"
+
+BOMB_BUILDER = '''
+
+
+class LearningRateBombModelBuilder(ModelBuilder):
+    """Test only: SGD at 0.01 for bomb_after_steps steps, then at model_builder.learning_rate."""
+
+    def get_compiled_model(self):
+        model = super().get_compiled_model()
+        schedule = tfk.optimizers.schedules.PiecewiseConstantDecay(
+            [self.bomb_after_steps], [0.01, self.learning_rate])
+        model.compile(optimizer=tfk.optimizers.SGD(schedule), loss=tfk.losses.SparseCategoricalCrossentropy(),
+                      metrics=[tfk.metrics.SparseCategoricalAccuracy()])
+        return model
+
+    def _load_params(self, config):
+        super()._load_params(config)
+        self.learning_rate = config.model_builder.learning_rate
+        self.bomb_after_steps = config.model_builder.bomb_after_steps
+'''
+
+
+def read_state(project) -> dict:
+    return json.loads((project / "state" / RUN / "train" / "state.json").read_text())
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(train_project, shrunk):
+    steps_per_epoch = shrunk["train"] // 16  # batch_size 16 in the training template
+    project = train_project({"model_builder_class": "models.LearningRateBombModelBuilder",
+                             "model_builder": {"learning_rate": 1e12, "bomb_after_steps": steps_per_epoch}})
+    with (project / "src" / "models.py").open("a") as f:
+        f.write(BOMB_BUILDER)
+
+    proc = run_aimed(project, "train", RUN)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    message = proc.stderr.strip().splitlines()[-1]
+    print(f"\n{message}")
+    assert "loss became nan at epoch 2, batch " in message and "checkpoint of epoch 1 is kept" in message
+    assert [line.split(":")[0] for line in proc.stdout.splitlines() if line.startswith("epoch ")] == ["epoch 1/5"]
+
+    state = read_state(project)
+    assert state["epoch"] == 1 and state["weights"] == "epoch-00001.npz"
+    with np.load(project / "state" / RUN / "train" / state["weights"]) as saved:
+        assert all(np.isfinite(saved[k]).all() for k in saved.files if saved[k].dtype.kind == "f")
+    assert not (project / "results" / RUN / "train").exists()
+    assert not (project / "state" / RUN / "train.lock").exists()
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def lock_pid(lock):
+    try:
+        return json.loads(lock.read_text()).get("pid")
+    except (OSError, ValueError):  # between the lock's creation and its content
+        return None
+
+
+def test_stale_lock_is_taken_over_and_a_second_train_refuses(train_project, tmp_path):
+    project = train_project({"epochs": 200})
+    lock = project / "state" / RUN / "train.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname(), "started": time.time() - 3600}))
+
+    with (tmp_path / "first.log").open("w") as log:
+        first = subprocess.Popen(["aimed", "train", RUN], cwd=project, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while lock_pid(lock) != first.pid:
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-5000:]
+            assert time.monotonic() < deadline, "the first training never took over the stale lock"
+            time.sleep(0.05)
+        started = time.monotonic()
+        second = run_aimed(project, "train", RUN, timeout=60)
+        took = time.monotonic() - started
+        print(f"\nsecond aimed train refused after {took:.1f} s: {second.stderr.strip().splitlines()[-1]}")
+        assert first.poll() is None, "the first training ended before the second one was refused"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    assert second.returncode == 1
+    assert f"run '{RUN}' is already training" in second.stderr and f"pid {first.pid}" in second.stderr
+    assert took < 5, f"the second training took {took:.1f} s to refuse"
+    assert not second.stdout.strip()
+    assert json.loads(lock.read_text())["pid"] == first.pid  # the refused process left the lock alone
+
+
+def test_mirrored_strategy_on_two_logical_cpus_trains_and_exports(train_project):
+    project = train_project({"epochs": 2, "distribution": {"strategy": "mirrored", "logical_cpus": 2}})
+    proc = check_aimed(project, "train", RUN)
+    assert "with MirroredStrategy on 2 replica(s)" in proc.stderr, proc.stderr[-3000:]
+    check_aimed(project, "export", RUN)
+    export = project / "results" / RUN / "export"
+    card = json.loads((export / "model_card.json").read_text())
+    history = (project / "results" / RUN / "train" / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and card["epochs_trained"] == 2 and card["best_epoch"] in (1, 2)
+    assert (export / "savedmodel" / "saved_model.pb").is_file() and (export / "model.keras").is_file()
+    assert "logical_cpus: 2" in (export / "config.yaml").read_text()
+    assert os.listdir(project / "state" / RUN / "train")

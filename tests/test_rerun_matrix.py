@@ -1,0 +1,336 @@
+"""Only what changed reruns: the rerun matrix, under Snakemake and under DVC.
+
+One project is built once (``built_template``: a tiny dataset, 2 epochs, its own copy of aimed,
+in git and DVC). Each test makes one edit and checks that ``snakemake --dry-run`` and
+``dvc repro --dry`` plan exactly the expected jobs, as multisets of (rule, run, split); then it
+undoes the edit. The ``<run>.fingerprint`` DVC stages (``aimed fingerprint``, no TensorFlow) are
+bookkeeping: they are left out of the comparison, and for a dry run they are run beforehand (a
+dry run cannot run them, and the real stages depend on the files they write). The last test
+raises ``epochs`` and runs the workflow for real, to see training continue from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import time
+from typing import Counter, Dict, Iterable, Optional, Tuple
+
+import pytest
+import yaml
+
+from aimed.dvc import stage_name
+from aimed.pipeline import EVAL_SPLITS, PREPARE_DATA_SCRIPT, STAGES
+
+from conftest import run_in, update_yaml
+
+pytestmark = pytest.mark.slow
+
+RUNS = ("mnist-tf", "mnist-gen")
+
+Job = Tuple[str, Optional[str], Optional[str]]  # (rule, run, split)
+
+
+# ----------------------------------------------------------------------------- expected job sets
+
+
+def jobs(runs: Iterable[str], *stages: str) -> Counter[Job]:
+    """The jobs of ``stages`` for each run; ``evaluate`` is both splits, ``evaluate:<split>`` one."""
+    found: Counter[Job] = collections.Counter()
+    for run in runs:
+        for stage in stages:
+            name, _, split = stage.partition(":")
+            splits = (split,) if split else EVAL_SPLITS if name == "evaluate" else (None,)
+            for one in splits:
+                found[(STAGES[name].rule, run, one)] += 1
+    return found
+
+
+FROM_VALIDATE = ("validate-data", "check-preprocessing", "train", "export", "evaluate")
+FROM_CHECK = FROM_VALIDATE[1:]
+FROM_TRAIN = FROM_VALIDATE[2:]
+
+
+# ----------------------------------------------------------------------------- what the runners plan
+
+
+def _job_stats(output: str) -> Dict[str, int]:
+    match = re.search(r"Job stats:\s*\njob\s+count\s*\n[-\s]+\n(.*?)\ntotal\s+(\d+)", output, re.S)
+    assert match, f"no job stats in the Snakemake output:\n{output}"
+    return {name: int(count) for name, count in (line.split() for line in match.group(1).splitlines())}
+
+
+def snakemake_jobs(output: str) -> Counter[Job]:
+    """The jobs in Snakemake's output (a dry run or a run with --printshellcmds), from their commands.
+
+    The rule all, which has no command, is left out; the counts are checked against the job stats.
+    """
+    if "Nothing to be done" in output:
+        return collections.Counter()
+    found: Counter[Job] = collections.Counter()
+    for command in re.findall(r"^\s*Shell command: (.+)$", output, re.M):
+        aimed = re.match(r"aimed (\S+) (\S+)(?: --split (\S+))? >", command)
+        if aimed:
+            found[(STAGES[aimed.group(1)].rule, aimed.group(2), aimed.group(3))] += 1
+        elif command.startswith(f"python {PREPARE_DATA_SCRIPT} "):
+            found[("prepare_data", None, None)] += 1
+        else:
+            assert command.strip() == "None", f"a job that is not a pipeline stage: {command}"
+    stats = _job_stats(output)
+    stats.pop("all", None)
+    assert stats == dict(collections.Counter(rule for rule, _, _ in found)), output
+    return found
+
+
+def snakemake_plan(project: pathlib.Path) -> Counter[Job]:
+    """The jobs ``snakemake --dry-run`` would run."""
+    proc = run_in(project, "snakemake", "--dry-run", "--printshellcmds", "--nocolor", "--cores", "1", timeout=300)
+    return snakemake_jobs(proc.stdout)
+
+
+def workflow_runs(project: pathlib.Path):
+    return yaml.safe_load((project / "config" / "config.yaml").read_text())["runs"]
+
+
+def dvc_jobs(project: pathlib.Path, output: str) -> Tuple[Counter[Job], set]:
+    """(jobs, bookkeeping stages) that ``dvc repro`` ran, would run (--dry) or restored from its run-cache."""
+    names = {"prepare_data": ("prepare_data", None, None)}
+    for run in workflow_runs(project):
+        for stage in STAGES:
+            for split in EVAL_SPLITS if stage == "evaluate" else (None,):
+                names[stage_name(run, stage, split)] = (STAGES[stage].rule, run, split)
+    # A set: a dry run prints both lines for a stage it finds in the run-cache.
+    ran = set(re.findall(r"Running stage '([^']+)'", output) + re.findall(r"Stage '([^']+)' is cached - skipping run", output))
+    bookkeeping = {name for name in ran if name.endswith(".fingerprint")}
+    unknown = set(ran) - bookkeeping - set(names)
+    assert not unknown, f"DVC ran stages that are not pipeline stages: {unknown}"
+    return collections.Counter(names[name] for name in ran if name not in bookkeeping), bookkeeping
+
+
+def refresh_bookkeeping(project: pathlib.Path) -> None:
+    """What a user runs before DVC after editing: ``aimed dvc-yaml`` and ``aimed fingerprint <run>``.
+
+    The aimed CLI is called in one process, which saves an interpreter start-up per command.
+    """
+    commands = [["dvc-yaml"]] + [["fingerprint", run] for run in workflow_runs(project)]
+    run_in(project, sys.executable, "-c",
+           f"from aimed.cli import main\nfor argv in {commands!r}:\n    assert main(argv) == 0, argv")
+
+
+def dvc_plan(project: pathlib.Path) -> Counter[Job]:
+    """The jobs ``dvc repro --dry`` would run, once the fingerprint files are up to date."""
+    refresh_bookkeeping(project)
+    planned, _ = dvc_jobs(project, run_in(project, "dvc", "repro", "--dry", timeout=300).stdout)
+    return planned
+
+
+def dvc_changed(project: pathlib.Path) -> Counter[Job]:
+    """The jobs of the stages ``dvc status`` reports as changed, once the fingerprint files are up to date."""
+    refresh_bookkeeping(project)
+    changed = json.loads(run_in(project, "dvc", "status", "--json", timeout=120).stdout)
+    planned, _ = dvc_jobs(project, "".join(f"Running stage '{name}'\n" for name in changed))
+    return planned
+
+
+def dvc_is_clean(project: pathlib.Path) -> bool:
+    proc = run_in(project, "dvc", "status", timeout=120)
+    return "Data and pipelines are up to date." in proc.stdout
+
+
+def assert_plans(project: pathlib.Path, expected: Counter[Job], dvc_expected: Counter[Job] = None) -> None:
+    """Both runners plan exactly ``expected`` (DVC ``dvc_expected`` if given)."""
+    assert snakemake_plan(project) == expected, "snakemake --dry-run"
+    assert dvc_plan(project) == (expected if dvc_expected is None else dvc_expected), "dvc repro --dry"
+
+
+@contextlib.contextmanager
+def edited(project: pathlib.Path, *paths: str):
+    """Undo on exit every change to ``paths`` (files or folders; new ones are removed)."""
+    saved = {}
+    for rel in paths:
+        path = project / rel
+        saved[path] = path.read_bytes() if path.is_file() else None
+        assert not path.is_dir(), f"{rel}: only files, or folders that do not exist yet"
+    try:
+        yield
+    finally:
+        for path, data in saved.items():
+            if data is not None:
+                path.write_bytes(data)
+            elif path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        refresh_bookkeeping(project)
+
+
+def append(path: pathlib.Path, text: str) -> None:
+    path.write_text(path.read_text() + text)
+
+
+def why(project: pathlib.Path, run: str, stage: str, *split: str) -> str:
+    return run_in(project, "aimed", "why", run, stage, *(("--split", *split) if split else ())).stdout
+
+
+@pytest.fixture(scope="module")
+def project(built_project) -> pathlib.Path:
+    return built_project
+
+
+# ----------------------------------------------------------------------------- the matrix
+
+
+def _best_of(n: int, project: pathlib.Path, *cmd: str) -> float:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        run_in(project, *cmd, timeout=120)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def test_nothing_changed_plans_nothing_and_a_noop_run_is_fast(project, tmp_path):
+    assert snakemake_plan(project) == collections.Counter()
+    assert dvc_is_clean(project)
+    assert dvc_plan(project) == collections.Counter()
+
+    trivial = tmp_path / "trivial"
+    trivial.mkdir()
+    (trivial / "Snakefile").write_text('rule a:\n    output: "x"\n    shell: "touch {output}"\n')
+    (trivial / "x").touch()
+    version = _best_of(2, trivial, "snakemake", "--version")
+    trivial_noop = _best_of(2, trivial, "snakemake", "--cores", "1")
+    noop = _best_of(2, project, "snakemake", "--cores", "1")
+    dvc_status = _best_of(2, project, "dvc", "status")
+    dvc_repro = _best_of(2, project, "dvc", "repro")
+    print(f"\nsnakemake --version {version:.2f} s; trivial Snakefile no-op {trivial_noop:.2f} s; "
+          f"pipeline no-op {noop:.2f} s (+{noop - version:.2f} s over --version, "
+          f"+{noop - trivial_noop:.2f} s over the trivial Snakefile); "
+          f"dvc status {dvc_status:.2f} s; dvc repro (no-op) {dvc_repro:.2f} s")
+    assert noop - version < 3.0
+    assert dvc_is_clean(project)
+
+
+def test_comment_and_whitespace_edits_rerun_nothing(project):
+    with edited(project, "src/models.py", "src/dataset.py"):
+        append(project / "src" / "models.py", "\n\n# A comment.   \n\n")
+        path = project / "src" / "dataset.py"
+        path.write_text("# A comment at the top.\n\n" + path.read_text().replace("\n\n", "\n\n\n"))
+        assert snakemake_plan(project) == collections.Counter()
+        assert "up to date" in why(project, "mnist-tf", "validate-data")
+        # A real DVC run: only the bookkeeping stages run, and their unchanged files rerun nothing.
+        ran, bookkeeping = dvc_jobs(project, run_in(project, "dvc", "repro", timeout=300).stdout)
+        assert ran == collections.Counter()
+        assert bookkeeping == {f"{run}.fingerprint" for run in RUNS}
+        assert dvc_is_clean(project)
+    ran, bookkeeping = dvc_jobs(project, run_in(project, "dvc", "repro", timeout=300).stdout)
+    assert ran == collections.Counter() and bookkeeping <= {f"{run}.fingerprint" for run in RUNS}
+    assert dvc_is_clean(project)
+
+
+def test_evaluator_code_reruns_the_evaluations(project):
+    with edited(project, "src/evaluation.py"):
+        append(project / "src" / "evaluation.py", "\n_CHANGED = 1\n")
+        assert_plans(project, jobs(RUNS, "evaluate"))
+
+
+def test_thresholds_rerun_the_validation_evaluation_only(project):
+    with edited(project, "runs/mnist-tf/config.yaml"):
+        update_yaml(project / "runs" / "mnist-tf" / "config.yaml",
+                    {"evaluation": {"thresholds": {"sparse_categorical_accuracy": {"min": 0.0}}}})
+        assert_plans(project, jobs(["mnist-tf"], "evaluate:validation"))
+        assert "config.evaluation.thresholds: changed" in why(project, "mnist-tf", "evaluate", "validation")
+        assert "up to date" in why(project, "mnist-tf", "evaluate", "test")
+
+
+def test_model_builder_section_reruns_training_on(project):
+    with edited(project, "runs/mnist-tf/config.yaml"):
+        update_yaml(project / "runs" / "mnist-tf" / "config.yaml", {"model_builder": {"n_filters": 16}})
+        assert_plans(project, jobs(["mnist-tf"], *FROM_TRAIN))
+
+
+def test_model_code_reruns_training_on_for_both_runs(project):
+    with edited(project, "src/models.py"):
+        append(project / "src" / "models.py", "\n_CHANGED = 1\n")
+        assert_plans(project, jobs(RUNS, *FROM_TRAIN))
+        assert "code.models.py: changed" in why(project, "mnist-tf", "train")
+
+
+def test_normalize_by_reruns_check_preprocessing_on(project):
+    with edited(project, "runs/mnist-tf/config.yaml"):
+        update_yaml(project / "runs" / "mnist-tf" / "config.yaml", {"preprocessor": {"normalize_by": 127.5}})
+        assert_plans(project, jobs(["mnist-tf"], *FROM_CHECK))
+
+
+def test_data_loader_code_reruns_everything_from_validate_data(project):
+    with edited(project, "src/dataset.py"):
+        append(project / "src" / "dataset.py", "\n_CHANGED = 1\n")
+        assert_plans(project, jobs(RUNS, *FROM_VALIDATE))
+
+
+def test_one_changed_image_reruns_everything_from_validate_data(project):
+    from PIL import Image
+
+    rel = "datasets/mnist/train/image_0.jpg"
+    with edited(project, rel):
+        image = Image.open(project / rel).convert("L")
+        image.putpixel((0, 0), 255 - image.getpixel((0, 0)))
+        image.save(project / rel)
+        expected = jobs(RUNS, *FROM_VALIDATE)  # both runs read datasets/mnist
+        # For DVC the dataset is also prepare_data's output, which no longer matches dvc.lock: it
+        # would be rebuilt (restoring the image) before the stages run.
+        assert_plans(project, expected, expected + collections.Counter({("prepare_data", None, None): 1}))
+        assert "data: changed" in why(project, "mnist-gen", "validate-data")
+
+
+def test_a_new_run_adds_only_its_own_jobs(project):
+    with edited(project, "config/config.yaml", "runs/mnist-new", "results/mnist-new"):
+        (project / "runs" / "mnist-new").mkdir()
+        shutil.copy(project / "runs" / "mnist-tf" / "config.yaml", project / "runs" / "mnist-new" / "config.yaml")
+        update_yaml(project / "config" / "config.yaml", {"runs": [*RUNS, "mnist-new"]})
+        expected = jobs(["mnist-new"], *FROM_VALIDATE)
+        assert snakemake_plan(project) == expected
+        # `dvc repro --dry` stops at the first stage whose dependencies, outputs of the new run,
+        # do not exist yet; the stages it would run are those `dvc status` reports as changed.
+        assert dvc_changed(project) == expected
+
+
+def test_aimed_trainer_code_reruns_training_on_for_every_run(project):
+    found = run_in(project, sys.executable, "-c", "import aimed; print(aimed.__file__)").stdout.strip()
+    assert pathlib.Path(found) == project / "aimed" / "__init__.py"
+    with edited(project, "aimed/stages/train.py"):
+        append(project / "aimed" / "stages" / "train.py", "\n_CHANGED = 1\n")
+        assert_plans(project, jobs(RUNS, *FROM_TRAIN))
+        assert "aimed.code: changed" in why(project, "mnist-gen", "train")
+
+
+def test_more_epochs_continue_training_from_the_checkpoint(project):
+    results = project / "results" / "mnist-tf"
+    history_before = (results / "train" / "history.csv").read_text().splitlines()
+    assert len(history_before) == 1 + 2
+    update_yaml(project / "runs" / "mnist-tf" / "config.yaml", {"epochs": 3})
+    expected = jobs(["mnist-tf"], *FROM_TRAIN)
+    assert_plans(project, expected)
+
+    proc = run_in(project, "snakemake", "--cores", "2", "--resources", "gpu=1", "--printshellcmds", "--nocolor",
+                  timeout=900)
+    assert snakemake_jobs(proc.stdout) == expected
+    log = (project / "logs" / "mnist-tf" / "train.log").read_text()
+    assert "epoch 3/3" in log, log
+    assert "epoch 1/3" not in log and "epoch 2/3" not in log, f"training restarted instead of resuming:\n{log}"
+    state = json.loads((project / "state" / "mnist-tf" / "train" / "state.json").read_text())
+    assert state["epoch"] == 3
+    history = (results / "train" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 3 and history[:3] == history_before, "the first two epochs were not kept"
+    assert json.loads((results / "train" / "summary.json").read_text())["epochs"] == 3
+
+    # Both runners agree that everything is up to date again.
+    assert snakemake_plan(project) == collections.Counter()
+    assert dvc_is_clean(project)
+    assert dvc_plan(project) == collections.Counter()
