@@ -186,6 +186,9 @@ def run_worker(module: str, name: str, timeout: float = 1800, env: Optional[Mapp
         proc = measure_process([PYTHON, "-m", f"bench.{module}", "--worker", name, json.dumps(kwargs),
                                 str(result_path)], env=env, timeout=timeout)
         result = json.loads(result_path.read_text())
+    progress = [line for line in proc["output"].splitlines() if line.startswith("  ")]
+    if progress:
+        print("\n".join(progress), flush=True)
     result["_wall"] = proc["wall"]
     result["_maxrss_mb"] = proc["maxrss_mb"]
     return result
@@ -345,17 +348,19 @@ def _epoch_clock():
     import keras
 
     class EpochClock(keras.callbacks.Callback):
-        """perf_counter at the start of fit and at every epoch end."""
+        """perf_counter and process CPU time at the start of fit and at every epoch end."""
 
         def __init__(self) -> None:
             super().__init__()
             self.marks: List[float] = []
+            self.cpu: List[float] = []
 
         def on_train_begin(self, logs=None):
-            self.marks = [time.perf_counter()]
+            self.marks, self.cpu = [time.perf_counter()], [time.process_time()]
 
         def on_epoch_end(self, epoch, logs=None):
             self.marks.append(time.perf_counter())
+            self.cpu.append(time.process_time())
 
     return EpochClock()
 
@@ -389,7 +394,7 @@ def fit_raw(project: str, run: str, epochs: int, deterministic: bool = False, va
     clock = _epoch_clock()
     model.fit(train, steps_per_epoch=n_iter, epochs=epochs, callbacks=[clock], verbose=0, **kwargs)
     times = _diffs(clock.marks)
-    return {"epoch_times": times, "n_train": n, "n_val": kwargs and n_val or 0, "batch_size": ctx.config.batch_size,
+    return {"epoch_times": times, "epoch_cpu": _diffs(clock.cpu), "n_train": n, "n_val": kwargs and n_val or 0, "batch_size": ctx.config.batch_size,
             "deterministic": deterministic}
 
 
@@ -397,11 +402,12 @@ class _LineClock:
     """A stdout wrapper that timestamps each line starting with ``prefix`` (aimed's per-epoch line)."""
 
     def __init__(self, stream, prefix: str = "epoch ") -> None:
-        self.stream, self.prefix, self.marks, self._at_line_start = stream, prefix, [], True
+        self.stream, self.prefix, self.marks, self.cpu, self._at_line_start = stream, prefix, [], [], True
 
     def write(self, text: str) -> int:
         if self._at_line_start and text.startswith(self.prefix):
             self.marks.append(time.perf_counter())
+            self.cpu.append(time.process_time())
         if text:
             self._at_line_start = text.endswith("\n")
         return self.stream.write(text)
@@ -446,14 +452,14 @@ def fit_aimed(project: str, run: str, epochs: int) -> Dict[str, Any]:
     if ctx.config.epochs != epochs:
         raise ValueError(f"run {run} has epochs={ctx.config.epochs}, expected {epochs}")
     clock = _LineClock(sys.stdout)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(clock):
         train.run(ctx)
     done = time.perf_counter()
     if len(clock.marks) != epochs:
         raise RuntimeError(f"expected {epochs} 'epoch ' lines from aimed train (training.verbose: 2), got {len(clock.marks)}")
     times = _diffs([start] + clock.marks)
-    return {"epoch_times": times, "fit_times": fit_spans, "publish_s": done - clock.marks[-1]}
+    return {"epoch_times": times, "epoch_cpu": _diffs([start_cpu] + clock.cpu), "fit_times": fit_spans, "publish_s": done - clock.marks[-1]}
 
 
 # ----------------------------------------------------------------------------- command line

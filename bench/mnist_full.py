@@ -17,7 +17,8 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from bench import common, run as bench_run  # noqa: E402
+from bench import common
+from bench import run as bench_run
 
 RUN = "mnist-full"
 

@@ -18,12 +18,13 @@ import pathlib
 import sys
 import tempfile
 import time
+from typing import Optional
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from bench import common  # noqa: E402
+from bench import common
 
-ORDER = ("startup", "training_overhead", "input_pipeline", "evaluation", "validate_data", "noop_reruns", "limit",
+ORDER = ("training_overhead", "input_pipeline", "evaluation", "validate_data", "noop_reruns", "startup", "limit",
          "stage_rss")
 RESULTS = common.BENCH / "results.json"
 MARKDOWN = common.REPO / "BENCHMARKS.md"
@@ -65,7 +66,7 @@ def _met(goal: dict) -> str:
     return {True: "**met**", False: "**not met**", None: "not available"}[goal["met"]]
 
 
-def render(results: dict, mnist_full: dict = None) -> str:
+def render(results: dict, mnist_full: Optional[dict] = None) -> str:
     machine = results.get("machine", {})
     versions = machine.get("versions", {})
     benchmarks = results.get("benchmarks", {})

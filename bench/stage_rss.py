@@ -5,7 +5,8 @@ Each stage runs as its own ``aimed <stage> mnist-full`` process in a copy of the
 ``ru_maxrss`` (``os.wait4``), wall time includes the process start-up. Every round starts from
 empty results and state. Training is cut to 1 epoch (RSS does not grow with epochs: the
 pipeline is rebuilt each epoch and the state is committed to disk); ``make mnist-full`` gives
-the figures of the real 10-epoch run. Baseline: a process that imports TensorFlow and Keras,
+the figures of the real 10-epoch run. One round only (a round is ~2 minutes of the 20-minute
+budget; peak RSS repeats within ~1 MB between rounds), so n = 1 per stage. Baseline: a process that imports TensorFlow and Keras,
 builds and compiles the same MLP and predicts one batch, the floor of every stage.
 """
 
@@ -17,7 +18,7 @@ import tempfile
 
 from bench import common
 
-FULL = dict(rounds=3, baseline_repeats=5)
+FULL = dict(rounds=1, baseline_repeats=5)
 QUICK = dict(rounds=1, baseline_repeats=2)
 FLOOR = ("import keras, numpy as np; m = keras.Sequential([keras.Input((784,)), keras.layers.Dense(512, activation='relu'), "
          "keras.layers.Dropout(0.2), keras.layers.Dense(10, activation='softmax')]); "

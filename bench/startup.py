@@ -1,8 +1,8 @@
 """6. Start-up: ``aimed --help`` and the import cost of each stage module.
 
 Every figure is the wall time of a fresh process (5 repeats, median). Baselines: the bare
-interpreter (``python -c pass``) for ``aimed --help``, and ``import tensorflow`` / ``import
-keras`` for the stage modules. A stage module imports nothing heavy at import time; each
+interpreter (``python -c pass``) for ``aimed --help``, and ``import tensorflow`` for the stage
+modules. A stage module imports nothing heavy at import time; each
 stage imports TensorFlow (through Keras or the user's components) when it runs, so the
 TensorFlow import is the start-up every stage process pays once; the table says which stage
 modules pull TensorFlow, Keras or pandas in at import.
@@ -38,7 +38,6 @@ def run(quick: bool = False) -> dict:
     python = [common.measure_process([common.PYTHON, "-c", "pass"])["wall"] for _ in range(n)]
     aimed_help = [common.measure_process([common.BIN_DIR / "aimed", "--help"])["wall"] for _ in range(n)]
     tf_times, _ = import_times("tensorflow", n)
-    keras_times, _ = import_times("keras", n)
     t_python = common.summary(python)["median"]
     t_help = common.summary(aimed_help)["median"]
     t_tf = common.summary(tf_times)["median"]
@@ -46,7 +45,6 @@ def run(quick: bool = False) -> dict:
         common.measurement("python -c pass (baseline)", python, "s"),
         common.measurement("aimed --help", aimed_help, "s", ratio=common.ratio(t_help, t_python)),
         common.measurement("import tensorflow (baseline)", tf_times, "s"),
-        common.measurement("import keras", keras_times, "s", ratio=common.ratio(common.summary(keras_times)["median"], t_tf)),
     ]
     heavy_by_stage = {}
     for module in STAGE_MODULES:

