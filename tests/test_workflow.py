@@ -149,13 +149,16 @@ def test_report_captions_exist():
             assert (report_dir / f"{stage.rule}.rst").is_file(), f"no caption for the reports of {stage.name}"
 
 
-def test_train_rule_declares_gpu_and_threads():
+def test_rules_take_resources_from_the_workflow_config():
     body = rule_blocks(RULES_DIR / "train.smk")["train"]
     assert re.search(r"^\s+threads:", body, re.M)
-    assert re.search(r"^\s+resources:\s*\n\s+gpu=1,?\s*$", body, re.M)
+    assert re.search(r'^\s+retries: stage_retries\("train"\)\s*$', body, re.M)
     for path in stage_rule_files():
-        if path.stem != "train":
-            assert "gpu" not in rule_blocks(path)[path.stem], f"{path.stem} should not need the gpu resource"
+        block = rule_blocks(path)[path.stem]
+        assert re.search(rf'^\s+resources:\s*\n\s+\*\*stage_resources\("{path.stem}"\),?\s*$', block, re.M)
+    resources = _validate(yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text()))["resources"]
+    assert resources["train"]["gpu"] == 1
+    assert not [r for r, v in resources.items() if isinstance(v, dict) and r != "train" and "gpu" in v]
 
 
 # ----------------------------------------------------------------------------- config schema
@@ -226,7 +229,8 @@ def test_workflow_rejects_a_run_without_config(project_copy, run_snakemake):
     proc = run_snakemake(project_copy, "--dry-run", "--cores", "1")
     assert proc.returncode != 0
     assert "runs/no-such-run/config.yaml" in proc.stdout
-    assert "Known runs: mnist-gen, mnist-tf" in proc.stdout
+    known = ", ".join(sorted(p.parent.name for p in (project_copy / "runs").glob("*/config.yaml")))
+    assert f"Known runs: {known}" in proc.stdout
 
 
 def test_workflow_config_can_pick_one_run(project_copy, run_snakemake):
