@@ -23,7 +23,7 @@ from aimed.config import ConfigStruct, load_config
 from aimed.errors import ComponentError, ConfigError
 from aimed.loading import check_components, load_class
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+from conftest import REPO_ROOT, deep_update
 SCHEMA_PATH = REPO_ROOT / "aimed" / "schemas" / "run.schema.yaml"
 
 #: Extra modules written into the test project's copy of src/.
@@ -62,15 +62,6 @@ EXTRA_MODULES = {
 # ----------------------------------------------------------------------------- helpers
 
 
-def _deep_update(base: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 def real_config(run: str = "mnist-tf") -> Dict[str, Any]:
     return yaml.safe_load((REPO_ROOT / "runs" / run / "config.yaml").read_text())
 
@@ -82,7 +73,7 @@ def write_config(
     run: str = "mnist-tf",
 ) -> pathlib.Path:
     """Write the real config of ``run``, with ``overrides`` merged and dotted ``remove`` keys deleted."""
-    data = _deep_update(real_config(run), overrides or {})
+    data = deep_update(real_config(run), overrides or {})
     for dotted in remove:
         *parents, last = dotted.split(".")
         node = data
