@@ -88,7 +88,7 @@ def render(results: dict, mnist_full: Optional[dict] = None) -> str:
         "| versions | " + ", ".join(f"{k} {v}" for k, v in versions.items()) + " |",
         f"| date | {machine.get('date', '?')} |",
         f"| `make bench` wall time | {results.get('wall_s', 0) / 60:.1f} min"
-        + (f" (of which building datasets {results.get('dataset_build_s', 0):.0f} s)" if results.get("dataset_build_s") else "")
+        + (f" (of which building datasets {results.get('dataset_build_s', 0):.0f} s)" if results.get("dataset_build_s", 0) >= 1 else "")
         + " |",
         f"| load average (1/5/15 min) | start {machine.get('load_average')}, end {results.get('load_after')} |",
         "",

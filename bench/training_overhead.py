@@ -11,7 +11,7 @@ validation every epoch.
 - attribution: the bare script with ``enable_op_determinism()`` (aimed's default ``deterministic: true``),
   in the first round only.
 
-Each variant runs in fresh processes, alternating, ``ROUNDS`` processes of ``EPOCHS`` epochs;
+Each variant runs in fresh processes, alternating, 2 rounds of one process of 4 epochs each;
 the first epoch of each process (tracing, set-up) is left out, the rest are the repeats. The
 process CPU time per epoch (all threads) is shown too: it is less sensitive than wall time to
 other processes sharing the cores.
