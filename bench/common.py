@@ -26,6 +26,8 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import yaml
 
+from aimed.config import _deep_merge
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 CACHE = BENCH / ".cache"
@@ -262,19 +264,10 @@ def dataset(train: Optional[int] = None, validation: Optional[int] = None, test:
 
 # ----------------------------------------------------------------------------- projects
 
-def deep_update(base: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 def write_run(project: pathlib.Path, name: str, base: str = "mnist-tf", **overrides: Any) -> pathlib.Path:
     """``runs/<name>/config.yaml``: the project's ``runs/<base>/config.yaml`` with ``overrides``."""
     data = yaml.safe_load((REPO / "runs" / base / "config.yaml").read_text())
-    deep_update(data, overrides)
+    data = _deep_merge(data, overrides)
     path = project / "runs" / name / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
