@@ -221,6 +221,8 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
     # Opened only now: a config error must not move the resume state aside.
     state = _open_state(ctx, writable=chief)
     state.restore(model)
+    if state.epoch:
+        log.info("resuming run '%s' at epoch %d of %d", ctx.name, state.epoch + 1, config.epochs)
 
     tracker = run_tracker(config, ctx.project_dir) if chief else None
     if tracker is not None:
