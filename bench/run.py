@@ -43,23 +43,20 @@ def _fmt(value, unit: str = "") -> str:
     return f"{value:.3g}{' ' + unit if unit else ''}"
 
 
+#: Extra figures shown beside a measurement: key and format.
+_EXTRA_FORMATS = (
+    ("waiting_fraction", "waiting {:.0%}"),
+    ("images_per_s", "{:,.0f} images/s"),
+    ("samples_per_s", "{:,.0f} samples/s"),
+    ("wall_s", "wall {:.1f} s"),
+    ("first_epoch", "first epoch {:.2f} s"),
+    ("above_startup", "{:+.2f} s over start-up"),
+    ("sampled_peak_mb", "sampled peak {:,.0f} MB"),
+)
+
+
 def _extra(m: dict) -> str:
-    parts = []
-    if m.get("waiting_fraction") is not None:
-        parts.append(f"waiting {m['waiting_fraction']:.0%}")
-    if m.get("images_per_s") is not None:
-        parts.append(f"{m['images_per_s']:,.0f} images/s")
-    if m.get("samples_per_s") is not None:
-        parts.append(f"{m['samples_per_s']:,.0f} samples/s")
-    if m.get("wall_s") is not None:
-        parts.append(f"wall {m['wall_s']:.1f} s")
-    if m.get("first_epoch") is not None:
-        parts.append(f"first epoch {m['first_epoch']:.2f} s")
-    if m.get("above_startup") is not None:
-        parts.append(f"{m['above_startup']:+.2f} s over start-up")
-    if m.get("sampled_peak_mb") is not None:
-        parts.append(f"sampled peak {m['sampled_peak_mb']:,.0f} MB")
-    return ", ".join(parts)
+    return ", ".join(fmt.format(m[key]) for key, fmt in _EXTRA_FORMATS if m.get(key) is not None)
 
 
 def _met(goal: dict) -> str:

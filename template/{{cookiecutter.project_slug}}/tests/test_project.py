@@ -58,7 +58,7 @@ def test_eval_functions_work_per_sample_and_per_batch(run):
         assert np.allclose(batch, single), name
 
 
-def test_the_workflow_plans_every_stage_of_every_run(tmp_path):
+def test_the_workflow_plans_every_stage_of_every_run():
     result = subprocess.run([sys.executable, "-m", "snakemake", "--dry-run", "--quiet", "rules", "--cores", "1"],
                             cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
