@@ -10,8 +10,9 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import pathlib
-from typing import Any, Dict, Iterable
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 
 def sha256_text(text: str) -> str:
@@ -97,12 +98,34 @@ def module_closure_hashes(src: pathlib.Path, module_names: Iterable[str], prefix
     return dict(sorted(hashes.items()))
 
 
-def _file_sha256(path: pathlib.Path) -> str:
+def _file_sha256(path: str) -> str:
+    # os.open/os.read rather than open(): on 70,000 small images the file object's buffering
+    # layer costs more than reading and hashing (about 8 µs against 20 µs per file).
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while block := os.read(fd, 1 << 20):
             digest.update(block)
+    finally:
+        os.close(fd)
     return digest.hexdigest()
+
+
+def _files_under(folder: str, prefix: str = "") -> Iterator[Tuple[str, os.DirEntry]]:
+    """``(relative posix path, entry)`` of every file under ``folder``.
+
+    Like ``Path.rglob("*")``, which the manifest used before: symlinked folders are listed but
+    not entered, symlinked files count as files. ``os.scandir`` gives file types without a
+    ``stat`` per name.
+    """
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            relative = prefix + entry.name
+            if entry.is_dir():
+                if not entry.is_symlink():
+                    yield from _files_under(entry.path, relative + "/")
+            elif entry.is_file():
+                yield relative, entry
 
 
 class FileHashCache:
@@ -119,17 +142,19 @@ class FileHashCache:
             self.entries = {}
         self.dirty = False
 
-    def sha256(self, file: pathlib.Path) -> str:
-        stat = file.stat()
-        key = str(file.resolve())
-        stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
-        entry = self.entries.get(key)
-        if entry and entry[0] == stamp:
-            return entry[1]
-        value = _file_sha256(file)
-        self.entries[key] = [stamp, value]
+    @staticmethod
+    def _stamp(stat: os.stat_result) -> List[int]:
+        return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+    def lookup(self, path: str, stat: os.stat_result) -> Optional[str]:
+        """The remembered sha256 of the file at ``path`` if ``stat`` shows it unchanged since, else ``None``."""
+        entry = self.entries.get(path)
+        return entry[1] if entry and entry[0] == self._stamp(stat) else None
+
+    def remember(self, path: str, stat: os.stat_result, value: str) -> None:
+        """Remember ``value`` as the sha256 of the file at ``path`` as ``stat`` (taken before reading it) saw it."""
+        self.entries[path] = [self._stamp(stat), value]
         self.dirty = True
-        return value
 
     def save(self) -> None:
         if self.dirty:
@@ -143,8 +168,16 @@ def folder_manifest(folder: pathlib.Path, cache: FileHashCache) -> Dict[str, Any
     """``{"fingerprint", "n_files", "files": {relative path: sha256}}`` of every file under ``folder``."""
     files = {}
     if folder.is_dir():
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            files[path.relative_to(folder).as_posix()] = cache.sha256(path)
+        # The cache is keyed by paths below the resolved folder: one realpath for the folder, none per
+        # file. Sorting part by part is the order of sorted pathlib paths, which earlier manifests used.
+        listing = sorted(_files_under(os.path.realpath(folder)), key=lambda item: item[0].split("/"))
+        for relative, entry in listing:
+            stat = entry.stat()
+            value = cache.lookup(entry.path, stat)
+            if value is None:
+                value = _file_sha256(entry.path)
+                cache.remember(entry.path, stat, value)
+            files[relative] = value
     cache.save()
     overall = sha256_text("".join(f"{k}\0{v}\n" for k, v in files.items()))
     return {"fingerprint": overall, "n_files": len(files), "files": files}

@@ -54,8 +54,13 @@ def _data_part(config: Dict[str, Any], project_dir: pathlib.Path) -> str:
 
 
 def fingerprint_parts(config: ConfigStruct, project_dir: pathlib.Path, stage: str,
-                      split: Optional[str] = None, _memo: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """The parts of a stage's fingerprint for a run config (``split`` for evaluate)."""
+                      split: Optional[str] = None, _memo: Optional[Dict[str, str]] = None,
+                      data_fingerprint: Optional[str] = None) -> Dict[str, Any]:
+    """The parts of a stage's fingerprint for a run config (``split`` for evaluate).
+
+    ``data_fingerprint`` is the dataset manifest's fingerprint when the caller has just computed
+    it (validate-data), which saves hashing the dataset a second time.
+    """
     raw = config.to_dict()
     spec = STAGES[stage]
     memo = {} if _memo is None else _memo
@@ -66,7 +71,7 @@ def fingerprint_parts(config: ConfigStruct, project_dir: pathlib.Path, stage: st
         "upstream": {up: fingerprint(config, project_dir, up, _memo=memo) for up in spec.upstream},
     }
     if spec.reads_data:
-        parts["data"] = _data_part(raw, project_dir)
+        parts["data"] = _data_part(raw, project_dir) if data_fingerprint is None else data_fingerprint
     return parts
 
 
@@ -81,11 +86,14 @@ def fingerprint(config: ConfigStruct, project_dir: pathlib.Path, stage: str, spl
 
 
 def record(config: ConfigStruct, project_dir: pathlib.Path, stage: str, folder: pathlib.Path,
-           split: Optional[str] = None) -> Dict[str, Any]:
-    """Write ``fingerprint.json`` (fingerprint and parts) into a stage's output folder."""
+           split: Optional[str] = None, data_fingerprint: Optional[str] = None) -> Dict[str, Any]:
+    """Write ``fingerprint.json`` (fingerprint and parts) into a stage's output folder.
+
+    ``data_fingerprint``: see :func:`fingerprint_parts`.
+    """
     from aimed._io import atomic_write_json
 
-    parts = fingerprint_parts(config, project_dir, stage, split)
+    parts = fingerprint_parts(config, project_dir, stage, split, data_fingerprint=data_fingerprint)
     entry = {"stage": stage, "split": split, "fingerprint": hash_value(parts), "parts": parts}
     atomic_write_json(folder / FINGERPRINT_FILE, entry)
     return entry
