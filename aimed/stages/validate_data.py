@@ -18,7 +18,7 @@ import collections
 import concurrent.futures
 import os
 import pathlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -165,6 +165,19 @@ class _Tally:
         if self.ids is not None:
             self.ids.append(third)
 
+    def add_points(self, points: List[Tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        """Count data points read one by one, stacked into one batch when that changes nothing.
+
+        Stacking needs equal shapes; x must also share its dtype (counted per dtype), and y and
+        the third value their kind of dtype, since stacking 3 with 3.0 would count label "3.0".
+        """
+        kinds = {(x.shape, x.dtype, y.shape, y.dtype.kind, third.shape, third.dtype.kind) for x, y, third in points}
+        if len(kinds) == 1:
+            self.add(*(np.stack(values) for values in zip(*points)))
+        else:
+            for point in points:
+                self.add(*(value[np.newaxis] for value in point))
+
 
 def _batchable(source: Any) -> bool:
     """True for a tf.data source of three plain tensors, which reads the same in batches."""
@@ -193,6 +206,7 @@ def _read_elements(source: Any, n: int, split: str, tally: _Tally, errors: List[
     """Read ``n`` points one by one into ``tally``, recording errors; True if reading a point raised."""
     iterator = source.take(n).as_numpy_iterator() if is_tf_dataset(source) else iter(source)
     read_failed = False
+    pending: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for index in range(n):
         try:
             element = next(iterator)
@@ -211,7 +225,12 @@ def _read_elements(source: Any, n: int, split: str, tally: _Tally, errors: List[
                 f"(x, y, {'data_id' if split == 'test' else 'weight'})"
             )
             break
-        tally.add(*(np.asarray(v)[np.newaxis] for v in element))
+        pending.append(tuple(np.asarray(v) for v in element))
+        if len(pending) == READ_BATCH:
+            tally.add_points(pending)
+            pending = []
+    if pending:
+        tally.add_points(pending)
     return read_failed
 
 
