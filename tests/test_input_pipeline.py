@@ -9,7 +9,7 @@ import pytest
 from aimed.config import load_config
 from aimed.data import batched_split, take
 from aimed.run import RunContext
-from aimed.training.input_pipeline import EpochCache, ReadAhead, tuned
+from aimed.training.input_pipeline import EpochCache, ReadAhead, fit_sources, seed_everything, tuned
 from conftest import REPO_ROOT, prepare_dataset
 
 RUNS = ("mnist-tf", "mnist-gen")
@@ -59,23 +59,64 @@ def test_tuned_pipeline_yields_the_same_first_batches_bitwise(contexts, run, spl
         assert not all(np.array_equal(a[1], b[1]) for a, b in zip(raw, other))
 
 
+def _builder(ctx: RunContext, augment: bool = True):
+    loader, augmentor, preprocessor = ctx.data_loader(), ctx.augmentor() if augment else None, ctx.preprocessor()
+
+    def build(split: str):
+        batches, _, n_iter = batched_split(loader, augmentor, preprocessor, split)
+        return batches, n_iter
+
+    return build
+
+
+def _epoch_batches(build, split: str, epoch: int, seed: int) -> list:
+    """The batches of one epoch as the per-epoch definition gives them: built after seeding with seed + epoch."""
+    seed_everything(seed + epoch)
+    batches, n_iter = build(split)
+    return list(take(batches, n_iter))
+
+
+def _read_like_fit(sources: dict, epochs: range) -> dict:
+    """Read joined sources in fit's order: an epoch of train, then that epoch's validation."""
+    iterators = {split: iter(take(batches, n_iter * len(epochs))) for split, (batches, n_iter) in sources.items()}
+    read = {split: {} for split in sources}
+    for epoch in epochs:
+        for split, (_, n_iter) in sources.items():
+            read[split][epoch] = [next(iterators[split]) for _ in range(n_iter)]
+    return read
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_joined_epochs_equal_each_epoch_built_on_its_own_seed(contexts, run, tmp_path):
+    """One fit's source holds epoch k exactly as built after seeding seed + k, from any start epoch.
+
+    That is what makes a resumed run (starting at epoch 2) see the batches an uninterrupted one
+    (starting at 0) sees, for tf.data and generators alike, with both splits read ahead at once.
+    """
+    build, seed = _builder(contexts[run]), 7
+    expected = {split: {epoch: _epoch_batches(build, split, epoch, seed) for epoch in range(4)}
+                for split in ("train", "validation")}
+    for epochs in (range(0, 4), range(2, 4)):
+        caches = {split: EpochCache(None, tmp_path, split, deterministic=True) for split in ("train", "validation")}
+        read = _read_like_fit(fit_sources(build, epochs, seed, caches, deterministic=True), epochs)
+        for split in read:
+            for epoch in epochs:
+                _assert_same_n(expected[split][epoch], read[split][epoch])
+    first, second = expected["train"][0], expected["train"][1]
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(first, second)), "epochs must be shuffled differently"
+
+
 @pytest.mark.parametrize("run", RUNS)
 @pytest.mark.parametrize("mode", ["memory", "disk"])
 def test_cached_validation_batches_repeat_exactly_every_epoch(contexts, run, mode, tmp_path):
-    ctx = contexts[run]
+    build = _builder(contexts[run], augment=False)
+    expected = _epoch_batches(build, "validation", 0, seed=7)
     cache = EpochCache(mode, tmp_path / "cache", "validation", deterministic=True)
-
-    def build():
-        batches, _, n_iter = batched_split(ctx.data_loader(), None, ctx.preprocessor(), "validation")
-        return batches, n_iter
-
-    raw, n_iter = build()
-    expected = list(take(raw, n_iter))
-    for _ in range(3):
-        batches, steps = cache.batches(build)
-        assert steps == n_iter
-        _assert_same_n(expected, list(take(batches, n_iter)))
-    assert cache.cached is not None and not cache.refused
+    epochs = range(3)
+    read = _read_like_fit(fit_sources(build, epochs, 7, {"validation": cache}, deterministic=True), epochs)
+    for epoch in epochs:
+        _assert_same_n(expected, read["validation"][epoch])
+    assert not cache.refused
     if mode == "disk":
         assert any((tmp_path / "cache").iterdir())
 
@@ -90,15 +131,10 @@ def _assert_same_n(expected: list, actual: list) -> None:
 @pytest.mark.parametrize("run", RUNS)
 def test_cache_is_refused_for_a_shuffled_training_source(contexts, run, tmp_path):
     """Caching a shuffled source would replay the first epoch's order: aimed leaves it uncached."""
-    ctx = contexts[run]
     cache = EpochCache("memory", tmp_path, "train", deterministic=True)
-
-    def build():
-        batches, _, n_iter = batched_split(ctx.data_loader(), None, ctx.preprocessor(), "train")
-        return batches, n_iter
-
-    cache.batches(build)
-    assert cache.refused and cache.cached is None
+    raw, _ = _builder(contexts[run], augment=False)("train")
+    assert not cache.cacheable(raw)
+    assert cache.refused
 
 
 def test_read_ahead_stops_after_count_and_reraises_source_errors():

@@ -1,10 +1,11 @@
-"""train: fit the compiled model one epoch at a time, committing resumable state after each epoch.
+"""train: fit the compiled model, committing resumable state after each epoch.
 
-Each epoch rebuilds the data pipeline after seeding every RNG with ``seed + epoch``, so epoch
-``k`` sees the same batches whether the run got there in one go or after any number of kills.
-Model, optimizer and dropout-RNG variables are checkpointed together at each epoch end, so a
-resumed run is bitwise identical to an uninterrupted one when ``deterministic`` is on. A kill
-mid-epoch loses that epoch's progress only.
+Epoch ``k``'s batches come from the data pipeline built after seeding every RNG with
+``seed + k`` (see :func:`aimed.training.input_pipeline.fit_sources`), so epoch ``k`` sees the same
+batches whether the run got there in one go or after any number of kills. Model, optimizer and
+dropout-RNG variables are checkpointed together at each epoch end, so a resumed run is bitwise
+identical to an uninterrupted one when ``deterministic`` is on. A kill mid-epoch loses that
+epoch's progress only.
 
 Why not ``keras.callbacks.BackupAndRestore``: it restores weights and the epoch counter but not
 the best metric, the history or the data order, which exact resume needs.
@@ -18,7 +19,7 @@ import logging
 import math
 import shutil
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from aimed import __version__
 from aimed._io import atomic_write_bytes, atomic_write_json, staged_dir
@@ -29,10 +30,14 @@ from aimed.provenance import explain, fingerprint_parts
 from aimed.run import RunContext
 from aimed.tracking import flatten, run_tracker
 from aimed.training.distribution import is_chief, make_strategy
-from aimed.training.input_pipeline import EpochCache
+from aimed.training.input_pipeline import EpochCache, fit_sources, seed_everything
 from aimed.training.state import TrainState, archive, train_lock
 
 log = logging.getLogger(__name__)
+
+#: Epochs per ``fit`` call. One call for many epochs keeps Keras' per-call set-up and iterator
+#: teardown out of every epoch; the cap bounds the tf.data graphs built ahead (one per epoch).
+EPOCHS_PER_FIT = 25
 
 
 def training_fingerprint(ctx: RunContext) -> Tuple[str, Dict[str, Any]]:
@@ -40,12 +45,6 @@ def training_fingerprint(ctx: RunContext) -> Tuple[str, Dict[str, Any]]:
     parts = fingerprint_parts(ctx.config, ctx.project_dir, "train")
     parts["config"] = {k: v for k, v in parts["config"].items() if k != "epochs"}
     return hash_value(parts), parts
-
-
-def seed_everything(seed: int) -> None:
-    import keras
-
-    keras.utils.set_random_seed(seed)
 
 
 def configure_determinism(deterministic: bool) -> None:
@@ -89,6 +88,18 @@ def _nan_guard():
                 )
 
     return StopOnNonFiniteLoss()
+
+
+def _epoch_committer(end_epoch: Callable[[Dict[str, float]], None]) -> Any:
+    import keras
+
+    class CommitEpoch(keras.callbacks.Callback):
+        """Commits the resume state at each epoch end; it runs last, after the user's callbacks."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            end_epoch({k: float(v) for k, v in (logs or {}).items()})
+
+    return CommitEpoch()
 
 
 def _verbosity(setting: Any) -> int:
@@ -234,37 +245,38 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
     tensorboard = TensorBoardLog(ctx.state_dir / "tensorboard") if chief else None
     if tensorboard is not None:
         tensorboard.write(state.history)
-    callbacks = [_nan_guard()] + list(builder.get_callbacks() or [])
     verbose = _verbosity(config.training.verbose)
 
     cache_dir = state.folder / "cache"
     shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run may have left a half-written disk cache
     caches = {split: EpochCache(config.cache, cache_dir, split, config.deterministic) for split in ("train", "validation")}
 
-    def epoch_batches(split: str):
-        return caches[split].batches(lambda: _batches_and_steps(loader, augmentor, preprocessor, split))
+    def build(split: str) -> Tuple[Any, int]:
+        batches, _, n_iter = batched_split(loader, augmentor, preprocessor, split)
+        return batches, n_iter
 
-    while state.epoch < config.epochs:
-        epoch = state.epoch
-        seed_everything(config.seed + epoch)
-        train_batches, train_iter = epoch_batches("train")
-        val_batches, val_iter = epoch_batches("validation")
-        result = model.fit(
-            train_batches, steps_per_epoch=train_iter, validation_data=val_batches, validation_steps=val_iter,
-            initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, verbose=1 if verbose == 1 else 0,
-            shuffle=False, class_weight=builder.get_class_weight(),
-        )
-        logs = {k: float(v[-1]) for k, v in result.history.items()}
+    def end_epoch(logs: Dict[str, float]) -> None:
         value = logs.get(metric)
         best = state.data.get("best")
         better = is_better(value, best, mode)
-        state.commit_epoch(model, logs, better, {"metric": metric, "mode": mode, "value": value, "epoch": epoch + 1}
+        state.commit_epoch(model, logs, better, {"metric": metric, "mode": mode, "value": value, "epoch": state.epoch + 1}
                            if better else best)
         if chief:
             tensorboard.write(state.history[-1:])
             tracker.log_epochs(state.history[-1:])
         if verbose == 2:
-            print(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k}={v:.5g}" for k, v in logs.items()), flush=True)
+            print(f"epoch {state.epoch}/{config.epochs}: " + ", ".join(f"{k}={v:.5g}" for k, v in logs.items()), flush=True)
+
+    callbacks = [_nan_guard()] + list(builder.get_callbacks() or []) + [_epoch_committer(end_epoch)]
+    while state.epoch < config.epochs and not model.stop_training:
+        epochs = range(state.epoch, min(state.epoch + EPOCHS_PER_FIT, config.epochs))
+        sources = fit_sources(build, epochs, config.seed, caches, config.deterministic)
+        (train_batches, train_iter), (val_batches, val_iter) = sources["train"], sources["validation"]
+        model.fit(
+            train_batches, steps_per_epoch=train_iter, validation_data=val_batches, validation_steps=val_iter,
+            initial_epoch=epochs.start, epochs=epochs.stop, callbacks=callbacks, verbose=1 if verbose == 1 else 0,
+            shuffle=False, class_weight=builder.get_class_weight(),
+        )
 
     if state.data.get("best") is None:
         raise StageFailed(
@@ -277,11 +289,6 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
     tracker.log_artifacts([ctx.stage_dir("train") / "history.csv", ctx.config_path])
     tracker.finish()
     return summary
-
-
-def _batches_and_steps(loader: Any, augmentor: Any, preprocessor: Any, split: str) -> Tuple[Any, int]:
-    batches, _, n_iter = batched_split(loader, augmentor, preprocessor, split)
-    return batches, n_iter
 
 
 def _publish(ctx: RunContext, model: Any, state: TrainState) -> Dict[str, Any]:

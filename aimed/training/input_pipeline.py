@@ -3,7 +3,9 @@
 - A ``tf.data`` pipeline gets options that parallelise its stateless ``map`` calls and batching
   (order kept when ``deterministic`` is on), then ``prefetch(AUTOTUNE)``.
 - A plain generator is read ahead by a background thread into a bounded queue, for exactly the
-  number of batches the epoch takes, so the thread always ends.
+  number of batches the fit takes, so the thread always ends.
+- The epochs of one ``fit`` call are joined into one source per split (:func:`fit_sources`), each
+  epoch built after seeding with ``seed + epoch``, so a resumed run sees the same batches.
 - ``cache: memory|disk`` keeps a split's batches after the first epoch, but only for sources
   whose order cannot change between epochs: a ``tf.data`` graph with no shuffle or random op,
   or any validation source (the tutorial's loaders never shuffle it). Caching a shuffled source
@@ -16,9 +18,10 @@ import logging
 import pathlib
 import queue
 import threading
-from typing import Any, Callable, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from aimed.data import is_tf_dataset
+from aimed.errors import StageFailed
 
 log = logging.getLogger(__name__)
 
@@ -116,23 +119,23 @@ class EpochCache:
         log.warning("cache: %s is not applied to the %s split: %s, and a cache would repeat the first epoch's "
                     "order. Cache inside your DataLoader, below the shuffle, instead.", self.mode, self.split, why)
 
-    def batches(self, build: Callable[[], Tuple[Any, int]]) -> Tuple[Any, int]:
-        """``(batches, n_iter)`` for this epoch; ``build()`` gives the epoch's raw ``(batches, n_iter)``."""
-        if self.cached is not None:
-            return self.cached
-        raw, n_iter = build()
+    def cacheable(self, raw: Any) -> bool:
+        """Whether ``raw``, the split's batches of one epoch, may be cached (warns once when refused)."""
         if self.mode is None or self.refused:
-            return tuned(raw, n_iter, self.deterministic), n_iter
+            return False
+        if self.split == "train":
+            if not is_tf_dataset(raw):
+                self._refuse("it is a plain generator, which may shuffle")
+            elif changes_between_epochs(raw):
+                self._refuse("its tf.data pipeline shuffles or draws random numbers")
+        return not self.refused
+
+    def fill(self, raw: Any, n_iter: int) -> Any:
+        """The cached dataset of ``raw``'s first ``n_iter`` batches, filled by one complete pass now."""
         import tensorflow as tf
 
         if is_tf_dataset(raw):
-            if self.split == "train" and changes_between_epochs(raw):
-                self._refuse("its tf.data pipeline shuffles or draws random numbers")
-                return tuned(raw, n_iter, self.deterministic), n_iter
             dataset = raw.take(n_iter)
-        elif self.split == "train":
-            self._refuse("it is a plain generator, which may shuffle")
-            return tuned(raw, n_iter, self.deterministic), n_iter
         else:
             rest = iter(raw)
             first = next(rest)
@@ -143,9 +146,120 @@ class EpochCache:
             self.folder.mkdir(parents=True, exist_ok=True)
             path = str(self.folder / self.split)
         cached = dataset.cache(path)
-        # Fill the cache with one complete pass now: tf.data discards a cache whose iterator stops
-        # before the end, which is what a fit with steps_per_epoch does.
+        # tf.data discards a cache whose iterator stops before the end, which is what a fit with
+        # steps_per_epoch does, so the cache is completed here.
         for _ in cached:
             pass
-        self.cached = (tuned(cached.repeat(), n_iter, self.deterministic), n_iter)
-        return self.cached
+        return cached
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras' global RNGs."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+class Turnstile:
+    """Lets generator epochs be built and read one at a time, in a fixed order.
+
+    A plain generator draws from the global RNGs while it is read, so two generators read at once
+    by their read-ahead threads would interleave their draws at random. In turn, each epoch of each
+    split sees the global RNGs exactly as seeded for it.
+    """
+
+    def __init__(self, order: List[Tuple[str, int]]) -> None:
+        self._order = order
+        self._position = 0
+        self._changed = threading.Condition()
+
+    def wait(self, key: Tuple[str, int]) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._order[self._position] == key)
+
+    def advance(self) -> None:
+        with self._changed:
+            self._position += 1
+            self._changed.notify_all()
+
+
+def _joined(datasets: List[Any]) -> Any:
+    """``datasets`` concatenated as a balanced tree, so iterators nest log2(n) deep, not n."""
+    if len(datasets) == 1:
+        return datasets[0]
+    middle = len(datasets) // 2
+    return _joined(datasets[:middle]).concatenate(_joined(datasets[middle:]))
+
+
+def fit_sources(build: Callable[[str], Tuple[Any, int]], epochs: range, seed: int,
+                caches: Dict[str, EpochCache], deterministic: bool) -> Dict[str, Tuple[Any, int]]:
+    """One source per split holding the batches of every epoch in ``epochs``, for one ``fit`` call.
+
+    Epoch ``k`` of a split holds the first ``n_iter`` batches of ``build(split)`` called right after
+    ``seed_everything(seed + k)``, so it does not depend on where a run started: a resumed run sees
+    the same batches as an uninterrupted one. A tf.data pipeline is built now for each epoch and the
+    epochs are concatenated; a plain generator is built and read at its turn by its read-ahead
+    thread. A split that may be cached is built once and repeated.
+    """
+    built: Dict[str, Tuple[Any, int]] = {}
+    for split in caches:
+        seed_everything(seed + epochs.start)
+        built[split] = build(split)
+    sources: Dict[str, Tuple[Any, int]] = {}
+    generator_splits = []
+    for split, (raw, n_iter) in built.items():
+        if caches[split].cacheable(raw):
+            sources[split] = (tuned(caches[split].fill(raw, n_iter).repeat(), n_iter, deterministic), n_iter)
+        elif is_tf_dataset(raw):
+            segments = [raw.take(n_iter)]
+            for epoch in epochs[1:]:
+                seed_everything(seed + epoch)
+                segments.append(_checked_steps(split, epoch, n_iter, *build(split)).take(n_iter))
+            sources[split] = (tuned(_joined(segments), n_iter, deterministic), n_iter)
+        else:
+            generator_splits.append(split)
+    # Started last: a read-ahead thread reads right away, and nothing may reseed the RNGs after that.
+    turnstile = Turnstile([(split, epoch) for epoch in epochs for split in generator_splits])
+    for split in generator_splits:
+        n_iter = built[split][1]
+        epoch_batches = _generator_epochs(build, split, epochs, n_iter, seed, turnstile)
+        sources[split] = (tuned(epoch_batches, n_iter * len(epochs), deterministic), n_iter)
+    return sources
+
+
+def _checked_steps(split: str, epoch: int, n_iter: int, batches: Any, epoch_n_iter: int) -> Any:
+    if epoch_n_iter != n_iter:
+        raise StageFailed(
+            f"the {split} split has {epoch_n_iter} batches in epoch {epoch + 1} but {n_iter} in the first epoch "
+            f"of this fit; a split must keep its size between epochs. Check the DataLoader's create_*_generator."
+        )
+    return batches
+
+
+_ENDED = object()
+
+
+def _generator_epochs(build: Callable[[str], Tuple[Any, int]], split: str, epochs: range, n_iter: int, seed: int,
+                      turnstile: Turnstile) -> Iterator[Any]:
+    for epoch in epochs:
+        turnstile.wait((split, epoch))
+        passed = False
+        try:
+            seed_everything(seed + epoch)
+            batches = iter(_checked_steps(split, epoch, n_iter, *build(split)))
+            for step in range(n_iter):
+                batch = next(batches, _ENDED)
+                if batch is _ENDED:
+                    raise StageFailed(
+                        f"the {split} generator ended after {step} of the {n_iter} batches of epoch {epoch + 1}. "
+                        f"Make it yield at least n_iter batches per epoch (the tutorial's generators loop forever)."
+                    )
+                if step == n_iter - 1:
+                    # The turn passes once the epoch's last batch is read, not when it is used:
+                    # the read-ahead thread stops there after the last epoch.
+                    turnstile.advance()
+                    passed = True
+                yield batch
+        finally:
+            if not passed:
+                turnstile.advance()
