@@ -10,15 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
+import re
 import shutil
 from typing import Any, Callable, Dict
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from aimed import cli
 from aimed.errors import StageFailed
+from aimed.fingerprint import FileHashCache, folder_manifest, sha256_text
+from aimed.provenance import why
 from aimed.run import resolve_run
 from aimed.stages import validate_data
 from conftest import REPO_ROOT, deep_update, prepare_dataset
@@ -79,6 +83,12 @@ def report_of(config_path: pathlib.Path, project: pathlib.Path, name: str = "rep
     return json.loads(path.read_text())
 
 
+def without_tf_numbering(report: Dict[str, Any]) -> Dict[str, Any]:
+    """``report`` without the numbers TensorFlow errors give to function nodes and datasets."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}", "", json.dumps(report))
+    return json.loads(re.sub(r"Dataset:\d+", "Dataset", text))
+
+
 def labels(data_dir: pathlib.Path, split: str) -> pd.DataFrame:
     return pd.read_csv(data_dir / split / "labels.csv", index_col=0)
 
@@ -134,6 +144,18 @@ def name_escaping_the_split(data_dir):
     save_labels(df, data_dir, "test")
 
 
+def symlink_escaping_the_split(data_dir):
+    image = data_dir / "test" / "image_6.jpg"
+    shutil.move(image, data_dir / "x.jpg")
+    image.symlink_to(data_dir / "x.jpg")
+
+
+def image_of_another_size(data_dir):
+    from PIL import Image
+
+    Image.new("L", (30, 30), 128).save(data_dir / "test" / "image_3.jpg", "JPEG")
+
+
 #: case: (how to break the data, strings the error must contain)
 BROKEN = {
     "missing image": (missing_image, ["split 'test'", "row 4 (line 5)", "image 'image_3.jpg' does not exist"]),
@@ -148,6 +170,9 @@ BROKEN = {
     "empty split": (empty_split, ["split 'test'", "labels.csv lists no images (empty split)"]),
     "name escaping the split": (
         name_escaping_the_split, ["split 'test'", "row 7 (line 8)", "image name '../x.jpg' points outside the split folder"]),
+    "symlink escaping the split": (
+        symlink_escaping_the_split, ["split 'test'", "row 7 (line 8)", "image name 'image_6.jpg' points outside the split folder"]),
+    "image of another size": (image_of_another_size, ["split 'test'", "x has 2 different shapes"]),
 }
 
 
@@ -260,3 +285,75 @@ def test_manifest_fingerprint_is_stable_and_tracks_one_byte(make_run, project):
     assert manifest["fingerprint"] != first
     changed = {k for k in manifest["files"] if manifest["files"][k] != first_manifest["files"][k]}
     assert changed == {"validation/image_4.jpg"}
+
+
+def test_recorded_fingerprint_matches_a_fresh_one(make_run, project):
+    # validate-data hands its manifest's fingerprint to the record instead of hashing the data again.
+    ctx = resolve_run(make_run("mnist-tf"), project)
+    validate_data.run(ctx)
+    assert why(ctx.config, ctx.project_dir, "validate-data", ctx.stage_dir("validate-data")) == []
+
+
+def test_manifest_keeps_the_pathlib_definition(tmp_path):
+    """Same files, order and fingerprint as sorted ``Path.rglob`` (what earlier manifests used)."""
+    data = tmp_path / "data"
+    (data / "a").mkdir(parents=True)
+    (data / "a" / "b").write_bytes(b"1")
+    (data / "a-b").mkdir()  # sorts before "a/b" as a string, after it part by part
+    (data / "a-b" / "x").write_bytes(b"2")
+    (data / ".hidden").write_bytes(b"3")
+    (data / "linked_file").symlink_to(data / "a" / "b")
+    (data / "linked_folder").symlink_to(data / "a", target_is_directory=True)
+    expected = {path.relative_to(data).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+                for path in sorted(p for p in data.rglob("*") if p.is_file())}
+    cache_path = tmp_path / "cache" / "hashes.json"
+
+    cold = folder_manifest(data, FileHashCache(cache_path))
+    assert list(cold["files"].items()) == list(expected.items())
+    assert cold["fingerprint"] == sha256_text("".join(f"{k}\0{v}\n" for k, v in expected.items()))
+    assert folder_manifest(data, FileHashCache(cache_path)) == cold  # from the cache
+
+
+@pytest.mark.parametrize("break_data", [None, garbage_jpeg, image_of_another_size],
+                         ids=["good", "garbage JPEG", "image of another size"])
+def test_batched_read_reports_what_an_element_wise_read_reports(break_data, make_run, project, monkeypatch):
+    ctx = resolve_run(make_run("mnist-tf", break_data), project)
+    read_in_batches = []
+    read_batches = validate_data._read_batches
+
+    def spy(*args):
+        tally = read_batches(*args)
+        read_in_batches.append(tally is not None)
+        return tally
+
+    monkeypatch.setattr(validate_data, "_read_batches", spy)
+    batched = validate_data.validate(ctx.data_loader(), ctx.data_dir)
+    assert read_in_batches == [True, True, break_data is None]  # a failed batch rereads the test split
+    monkeypatch.setattr(validate_data, "_batchable", lambda source: False)
+    element_wise = validate_data.validate(ctx.data_loader(), ctx.data_dir)
+    assert without_tf_numbering(batched) == without_tf_numbering(element_wise)
+
+
+def test_stacked_points_count_as_points_one_by_one():
+    points = [
+        (np.zeros((2, 2), np.uint8), np.asarray(3), np.asarray("a")),
+        (np.ones((2, 2), np.uint8), np.asarray(3.0), np.asarray("bb")),  # label 3.0 is not label 3
+        (np.zeros((3,), np.float32), np.asarray([0.1, 0.9]), np.asarray(b"c")),
+        (np.full((3,), np.nan, np.float32), np.asarray([0.9, 0.1]), np.asarray(b"d")),
+        (np.zeros((3,), np.float64), np.asarray([1]), np.asarray(b"e")),
+    ]
+
+    def tally(groups):
+        result = validate_data._Tally(keep_ids=True)
+        for group in groups:
+            result.add_points(group)
+        return result
+
+    one_by_one, stacked = tally([[p] for p in points]), tally([points[:2], points[2:4], points[4:]])
+    for counted in (one_by_one, stacked):
+        assert counted.read == 5
+        assert counted.shapes == {"(2, 2)": 2, "(3,)": 3}
+        assert counted.dtypes == {"uint8": 2, "float32": 2, "float64": 1}
+        assert counted.labels == {"3": 1, "3.0": 1, "1": 1, "0": 1, "array": 1}
+        assert counted.non_finite == 1
+        assert [i for ids in counted.ids for i in ids.tolist()] == ["a", "bb", b"c", b"d", b"e"]

@@ -8,8 +8,8 @@ per split, as training will, and records shapes, dtypes, labels and ids. A tf.da
 element in Python; when a batch fails (an undecodable image, shapes that differ) the split is
 read again element by element, so every point and error is counted as before. Only when that
 pass fails are the split's images decoded one by one, to name the unreadable files. The sha256
-manifest of the dataset is computed in a thread meanwhile: hashing mostly waits on file reads,
-and the batched pass mostly waits on TensorFlow's threads, both without the GIL.
+manifest of the dataset is computed in a thread meanwhile: a batched pass spends its time in
+TensorFlow's own threads, outside the GIL, which leaves the GIL to the hashing.
 """
 
 from __future__ import annotations
@@ -189,16 +189,17 @@ def _batchable(source: Any) -> bool:
     return isinstance(spec, tuple) and len(spec) == 3 and all(isinstance(s, tf.TensorSpec) for s in spec)
 
 
-def _read_batches(source: Any, n: int, tally: _Tally) -> bool:
-    """Read ``n`` points of a batchable tf.data source into ``tally``; False if a batch failed."""
+def _read_batches(source: Any, n: int, keep_ids: bool) -> Optional[_Tally]:
+    """The tally of ``n`` points of a batchable tf.data source, or ``None`` if a batch failed."""
+    tally = _Tally(keep_ids)
     batches = source.take(n).batch(READ_BATCH).prefetch(1).as_numpy_iterator()
     while True:
         try:
             x, y, third = next(batches)
         except StopIteration:
-            return True
+            return tally
         except Exception:  # an image that does not decode, or points of different shapes
-            return False
+            return None
         tally.add(x, y, third)
 
 
@@ -248,14 +249,14 @@ def read_split(loader: Any, split: str, data_dir: pathlib.Path) -> Dict[str, Any
     if n <= 0:
         errors.append(f"split '{split}': {creator} reports n={n} data points (empty split)")
         return summary
-    tally = _Tally(keep_ids=split == "test")
+    keep_ids = split == "test"
+    tally = _read_batches(source, n, keep_ids) if _batchable(source) else None
     read_failed = False
-    if _batchable(source) and _read_batches(source, n, tally):
-        if tally.read < n:
-            errors.append(f"split '{split}': the source ended after {tally.read} of n={n} data points")
-    else:
-        tally = _Tally(keep_ids=split == "test")
+    if tally is None:  # not batchable, or a batch failed: read again point by point to name the errors
+        tally = _Tally(keep_ids)
         read_failed = _read_elements(source, n, split, tally, errors)
+    elif tally.read < n:
+        errors.append(f"split '{split}': the source ended after {tally.read} of n={n} data points")
     summary["read"] = tally.read
     if read_failed:
         errors.extend(find_unreadable_images(data_dir, split))
