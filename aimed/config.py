@@ -176,13 +176,15 @@ def read_yaml_mapping(path: Union[str, pathlib.Path], what: str) -> dict:
 
 
 def load_workflow_config(project_dir: Union[str, pathlib.Path]) -> dict:
-    """``config/config.yaml`` of a project, validated against ``workflow/schemas/config.schema.yaml``, defaults merged."""
+    """``config/config.yaml`` of a project, validated against the installed workflow's schema, defaults merged."""
     import jsonschema
+
+    from aimed.workflow_files import workflow_config_schema
 
     project = pathlib.Path(project_dir)
     path = project / "config" / "config.yaml"
     data = read_yaml_mapping(path, "workflow config")
-    schema = yaml.safe_load((project / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load(workflow_config_schema().read_text())
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(data))
     if errors:
         problems = "; ".join(_describe_error(e, schema) for e in errors)

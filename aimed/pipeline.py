@@ -9,7 +9,7 @@ and whether it reads the dataset itself.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 EVAL_SPLITS = ("validation", "test")
 
@@ -126,17 +126,29 @@ def stage_outputs(stage: str, **wildcards: str) -> Tuple[str, ...]:
     return tuple(p.format(**wildcards) for p in paths) if wildcards else paths
 
 
+#: The example's script of the prepare_data step (the default of ``datasets.mnist.script``).
 PREPARE_DATA_SCRIPT = "workflow/scripts/prepare_mnist.py"
 
 
+def prepare_data_deps(dataset: Dict[str, object]) -> List[str]:
+    """What the prepare_data step reads: its script, and the sample it converts if it has one."""
+    script = str(dataset.get("script") or PREPARE_DATA_SCRIPT)
+    return [script] + ([str(dataset["sample"])] if dataset.get("sample") else [])
+
+
 def prepare_data_command(dataset: Dict[str, object]) -> str:
-    """The command of the example's prepare_data step, from ``datasets.mnist`` of the workflow config."""
+    """The command of the prepare_data step, from ``datasets.mnist`` of the workflow config.
+
+    The script gets ``--sample`` (when the dataset has one), ``--out`` and any ``--limit-<split>``.
+    """
+    script, *sample = prepare_data_deps(dataset)
     limits = "".join(
         f" --limit-{split} {dataset[f'limit_{split}']}"
         for split in ("train", "validation", "test")
         if dataset.get(f"limit_{split}") is not None
     )
-    return f"python {PREPARE_DATA_SCRIPT} --sample {dataset['sample']} --out {dataset['path']}{limits}"
+    sample_arg = f" --sample {sample[0]}" if sample else ""
+    return f"python {script}{sample_arg} --out {dataset['path']}{limits}"
 
 
 def fingerprint_file(run: str, stage: str, split: str = "") -> str:

@@ -186,6 +186,7 @@ def test_schema_accepts_the_real_config_and_fills_defaults():
     assert real["runs"] == ["mnist-tf", "mnist-gen"]
     minimal = _validate({"runs": ["mnist-tf"]})
     assert minimal["datasets"]["mnist"] == {
+        "script": "workflow/scripts/prepare_mnist.py",
         "sample": "data/mnist_sample.npz",
         "path": "datasets/mnist",
         "limit_train": None,

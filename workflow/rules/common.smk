@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 
 from aimed.config import load_config, run_schema
 from aimed.errors import ConfigError
-from aimed.pipeline import EVAL_SPLITS, STAGES, prepare_data_command, stage_outputs
+from aimed.pipeline import EVAL_SPLITS, STAGES, prepare_data_command, prepare_data_deps, stage_outputs
 from aimed.provenance import fingerprint, read_recorded
 
 

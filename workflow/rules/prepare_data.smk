@@ -1,7 +1,6 @@
 rule prepare_data:
     input:
-        script="workflow/scripts/prepare_mnist.py",
-        sample=MNIST["sample"],
+        prepare_data_deps(MNIST),
     output:
         directory(MNIST["path"]),
     params:
@@ -9,7 +8,7 @@ rule prepare_data:
     log:
         "logs/prepare_data.log",
     message:
-        "prepare_data: writing the example MNIST dataset to {output}"
+        "prepare_data: writing the dataset {output}"
     resources:
         **stage_resources("prepare_data"),
     shell:
