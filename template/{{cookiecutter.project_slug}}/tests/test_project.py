@@ -20,9 +20,7 @@ RUNS = sorted(p.parent.name for p in (PROJECT / "runs").glob("*/config.yaml"))
 def sample_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("data") / "sample"
     subprocess.run([sys.executable, str(PROJECT / "scripts" / "make_sample_data.py"), "--out", str(out),
-                    "--height", "{{ cookiecutter.input_height }}", "--width", "{{ cookiecutter.input_width }}",
-                    "--channels", "{{ cookiecutter.channels }}", "--classes", "{{ cookiecutter.n_classes }}",
-                    "--n-train", "40", "--n-validation", "20", "--n-test", "20"], check=True)
+                    "--limit-train", "40", "--limit-validation", "20", "--limit-test", "20"], check=True)
     return out
 
 
