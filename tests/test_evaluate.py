@@ -5,7 +5,9 @@ plots, MLflow, and non-classification outputs.
 One shrunken copy of the project is trained and exported once for the module (one subprocess);
 everything else runs in this process, mostly through ``evaluate_split`` and ``aimed.cli.main``.
 Batches are 12 for splits of 32 (2 * 12 + 8), so the tf.data example yields a short last batch
-and the generator example a full-size one that wraps around or is padded.
+and the generator example a full-size one that wraps around or is padded. Evaluation batches of
+10 regroup them across their boundaries (10 + 10 + 10 + 2); the default evaluation batch holds
+a whole split.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ from aimed.data import batched_split
 from aimed.evaluation.funcs import EvalFunction, batched, eval_functions
 from aimed.run import resolve_run
 from aimed.stages import evaluate as evaluate_stage
-from aimed.stages.evaluate import EvalSettings, evaluate_split
+from aimed.stages.evaluate import EVAL_BATCH_SIZE, EvalSettings, evaluate_split
 from conftest import SHRUNK, copy_project, shrink_project, update_yaml
 
 import keras  # noqa: E402  (after aimed: TensorFlow's start-up once, for the whole module)
 
 RUNS = ("mnist-tf", "mnist-gen")
 BATCH_SIZE = 12
+EVAL_BATCH_SIZES = (10, EVAL_BATCH_SIZE)
 EVAL_FUNC = "sparse categorical ce"  # the example Evaluator's one eval function
 STATS = ("mean", "std", "min", "p5", "p50", "p95", "max")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -352,22 +355,25 @@ def test_eval_function_decides_on_the_first_batch_of_two_or_more():
         eval_functions(FuncsEvaluator({"not callable": 1.0}))
 
 
+@pytest.mark.parametrize("eval_batch_size", EVAL_BATCH_SIZES)
 @pytest.mark.parametrize("run", RUNS)
-def test_batched_and_per_sample_reports_are_identical(run, contexts, model, tmp_path):
+def test_batched_and_per_sample_reports_are_identical(run, eval_batch_size, contexts, model, tmp_path):
     """The batch path is an optimisation only: forcing every function per sample gives the same bytes."""
     ctx = contexts[run]
+    settings = EvalSettings(batch_size=eval_batch_size)
     for split in ("validation", "test"):
         calls: List[int] = []
         funcs = {"ce": batch_capable_ce, "tutorial ce": tutorial_ce, "correct": recording_correct(calls)}
         fast = evaluate_split(model, ctx.data_loader(), ctx.preprocessor(), FuncsEvaluator(funcs), split,
-                              tmp_path / f"{split}-batched.csv")
+                              tmp_path / f"{split}-batched.csv", settings)
         assert fast.summary["eval_function_modes"] == {"ce": "batched", "tutorial ce": "per_sample",
                                                        "correct": "batched"}
-        assert calls == [2] * math.ceil(SHRUNK[split] / BATCH_SIZE)  # @batched: one call per batch, never per sample
+        # @batched: one call per evaluation batch, never per sample
+        assert calls == [2] * math.ceil(SHRUNK[split] / eval_batch_size)
 
         slow = evaluate_split(model, ctx.data_loader(), ctx.preprocessor(),
                               FuncsEvaluator({k: single_only(f) for k, f in funcs.items()}), split,
-                              tmp_path / f"{split}-per-sample.csv")
+                              tmp_path / f"{split}-per-sample.csv", settings)
         assert set(slow.summary["eval_function_modes"].values()) == {"per_sample"}
 
         batched_bytes = (tmp_path / f"{split}-batched.csv").read_bytes()
@@ -419,9 +425,10 @@ def test_progress_bar_on_a_tty(contexts, model, tmp_path, monkeypatch):
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     ctx = contexts["mnist-tf"]
-    evaluate_split(model, ctx.data_loader(), ctx.preprocessor(), ctx.evaluator(), "test", tmp_path / "r.csv")
+    evaluate_split(model, ctx.data_loader(), ctx.preprocessor(), ctx.evaluator(), "test", tmp_path / "r.csv",
+                   EvalSettings(batch_size=EVAL_BATCH_SIZES[0]))
     updates = terminal.getvalue().split("\r")[1:]
-    assert len(updates) == math.ceil(SHRUNK["test"] / BATCH_SIZE)
+    assert len(updates) == math.ceil(SHRUNK["test"] / EVAL_BATCH_SIZES[0])  # one per evaluation batch
     assert all("samples/s" in u for u in updates)
     assert updates[-1].startswith(f"test: [{'=' * 30}] {SHRUNK['test']}/{SHRUNK['test']} ") and updates[-1].endswith("\n")
 

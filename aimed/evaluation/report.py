@@ -1,12 +1,82 @@
-"""The per-datapoint report, written batch by batch as CSV (default) or Parquet."""
+"""The per-datapoint report, written batch by batch as CSV (default) or Parquet, and its cells.
+
+Cells are formatted a whole column of a batch at a time; the text of every cell is what
+:func:`cell` gives for that row's value alone.
+"""
 
 from __future__ import annotations
 
 import csv
+import json
 import pathlib
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
+
+import numpy as np
 
 REPORT_NAMES = {"csv": "report.csv", "parquet": "report.parquet"}
+
+#: Vectors of up to this many values are written in full (as JSON), larger arrays by their mean.
+MAX_JSON_VALUES = 32
+
+
+def float_cells(values: Any) -> List[str]:
+    """``repr`` of each value as a Python float: the shortest text that reads back as the same number."""
+    return list(map(repr, np.asarray(values, dtype=np.float64).reshape(-1).tolist()))
+
+
+def _json_vector(values: np.ndarray) -> str:
+    return json.dumps([float(f"{v:.8g}") for v in values.tolist()])
+
+
+def cell(row_value: Any) -> str:
+    """A report cell for one sample's array: scalars as they are, small vectors as JSON, big arrays by their mean."""
+    value = np.asarray(row_value)
+    if value.size == 1:
+        scalar = value.reshape(-1)[0]
+        return str(scalar.item()) if np.issubdtype(value.dtype, np.integer) else repr(float(scalar))
+    if value.ndim == 1 and value.size <= MAX_JSON_VALUES:
+        return _json_vector(value)
+    return repr(float(np.mean(value)))
+
+
+def _prints_as_its_repr(values: np.ndarray) -> np.ndarray:
+    """Per row: does ``%.8g`` of every value give ``repr`` of the value rounded to 8 digits?
+
+    It does for finite non-zero values below 1e7 that do not round to an integer: larger ones
+    ``%g`` writes with an exponent, integers without the ``.0``, and NaN and inf not as JSON
+    does. Values near an integer are sent to the exact path, with room to spare.
+    """
+    magnitude = np.abs(values)
+    with np.errstate(invalid="ignore"):
+        plain = (np.isfinite(values) & (magnitude > 0) & (magnitude < 1e7)
+                 & ~((magnitude >= 0.5) & (np.abs(values - np.rint(values)) <= 1e-7 * magnitude)))
+    return plain.all(axis=1)
+
+
+def json_vector_cells(rows: np.ndarray) -> List[str]:
+    """:func:`cell` of each row of a 2-D batch of small vectors: one ``%`` format for the batch, not one per value."""
+    values = np.asarray(rows, dtype=np.float64)
+    if not len(values):
+        return []
+    template = "[" + ", ".join(["%.8g"] * values.shape[1]) + "]"
+    cells = ("\n".join([template] * len(values)) % tuple(values.reshape(-1).tolist())).split("\n")
+    for i in np.flatnonzero(~_prints_as_its_repr(values)).tolist():
+        cells[i] = _json_vector(values[i])
+    return cells
+
+
+def cells(batch: Any) -> List[str]:
+    """:func:`cell` of each row of a batch, formatted column-wise where the row kind allows."""
+    values = np.asarray(batch)
+    if values.ndim == 0:
+        values = values.reshape(1)
+    per_row = values[0].size if len(values) else 1
+    if per_row == 1:
+        flat = values.reshape(len(values))
+        return list(map(str, flat.tolist())) if np.issubdtype(values.dtype, np.integer) else float_cells(flat)
+    if values.ndim == 2 and per_row <= MAX_JSON_VALUES:
+        return json_vector_cells(values)
+    return [cell(v) for v in values]
 
 
 class ReportWriter:

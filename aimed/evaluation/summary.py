@@ -50,13 +50,24 @@ class SliceAccumulator:
         self.sums: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 
     def add(self, keys: List[str], metrics: Mapping[str, np.ndarray], correct: Optional[np.ndarray]) -> None:
-        for i, key in enumerate(keys):
-            self.count[key] += 1
-            if correct is not None:
-                self.correct[key] += int(correct[i])
-            for name, values in metrics.items():
-                if np.isfinite(values[i]):
-                    self.sums[name][key] += float(values[i])
+        """Count one batch: ``keys`` are its cells of the column, ``metrics`` its eval-function values."""
+        if not keys:
+            return
+        groups, group_of = np.unique(np.asarray(keys, dtype=str), return_inverse=True)
+        groups = groups.tolist()
+        for key, count in zip(groups, np.bincount(group_of).tolist()):
+            self.count[key] += count
+        if correct is not None:
+            for key, count in zip(groups, np.bincount(group_of, weights=correct, minlength=len(groups)).tolist()):
+                self.correct[key] += int(count)
+        for name, values in metrics.items():
+            finite = np.isfinite(values)
+            n_finite = np.bincount(group_of[finite], minlength=len(groups))
+            sums = np.bincount(group_of[finite], weights=values[finite], minlength=len(groups))
+            # A metric enters the slice entries once any of its values is finite, as in a per-row sum.
+            for key, n_values, total in zip(groups, n_finite.tolist(), sums.tolist()):
+                if n_values:
+                    self.sums[name][key] += total
 
     def result(self) -> Dict[str, Any]:
         out = {}

@@ -1,10 +1,12 @@
 """evaluate: one streaming pass over a split, writing a per-datapoint report, a summary and plots.
 
-Predictions are made batch by batch; each batch's rows are written to the report at once, and
-the compiled loss and metrics are updated from the same predictions, so there is one pass and
-memory is bounded by the batch size (plus one float per row and eval function, for the
-percentiles, and the ``worst_k`` samples for their grid). Exactly ``n`` rows are written:
-batches that wrap around past the end of the split are cut.
+The split is read in evaluation batches of ``EvalSettings.batch_size`` rows, whatever the
+preprocessor's batch size (:mod:`aimed.evaluation.batches`). For each batch one compiled call
+predicts and updates the compiled loss and metrics from the same predictions
+(:mod:`aimed.evaluation.step`), then the eval functions run and the batch's rows are written to
+the report at once, so there is one pass and memory is bounded by the batch size (plus one
+float per row and eval function, for the percentiles, and the ``worst_k`` samples for their
+grid). Exactly ``n`` rows are written: rows that wrap around past the end of the split are cut.
 
 Report columns: ``data_id``; ``y_true`` and ``y_pred`` (a scalar as is, a vector of up to 32
 values as a JSON list, a larger array as its mean); for classifiers ``pred_class`` and
@@ -25,10 +27,12 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from aimed._io import atomic_write_json, staged_dir
-from aimed.data import batched_split, decode_ids, split_batch, take
+from aimed.data import batched_split, decode_ids
 from aimed.errors import StageFailed
+from aimed.evaluation.batches import eval_batches
 from aimed.evaluation.funcs import eval_functions
-from aimed.evaluation.report import REPORT_NAMES, ReportWriter
+from aimed.evaluation.report import REPORT_NAMES, ReportWriter, cells, float_cells
+from aimed.evaluation.step import eval_step
 from aimed.evaluation.summary import SliceAccumulator, check_thresholds, classification_summary, describe
 from aimed.run import RunContext
 
@@ -37,16 +41,19 @@ log = logging.getLogger(__name__)
 #: Set to 1 to report a failed quality gate without failing (as ``--no-gate``), e.g. under Snakemake.
 NO_GATE_ENV = "AIMED_NO_GATE"
 PROGRESS_EVERY_SECONDS = 10.0
+#: Rows per evaluation batch: large enough that per-call costs vanish, small enough for any model's memory.
+EVAL_BATCH_SIZE = 1024
 
 
 @dataclasses.dataclass
 class EvalSettings:
-    """The ``evaluation:`` config options that shape one split's evaluation."""
+    """The ``evaluation:`` config options that shape one split's evaluation, and its batch size."""
 
     report_format: str = "csv"
     slice_by: tuple = ()
     worst_k: int = 16
     worst_by: Optional[str] = None
+    batch_size: int = EVAL_BATCH_SIZE
 
 
 @dataclasses.dataclass
@@ -57,10 +64,6 @@ class SplitResult:
     values: Dict[str, np.ndarray]
     confusion: Optional[np.ndarray]
     worst: List[tuple]
-
-
-def _fmt(value: float) -> str:
-    return repr(float(value))
 
 
 def is_classifier(y_pred: np.ndarray, y_true: np.ndarray) -> bool:
@@ -86,17 +89,6 @@ def class_labels(y_true: np.ndarray, n_classes: int) -> np.ndarray:
     return y.reshape(-1).astype(np.int64)
 
 
-def cell(row_value: Any) -> str:
-    """A report cell for one sample's array: scalars as they are, small vectors as JSON, big arrays by their mean."""
-    value = np.asarray(row_value)
-    if value.size == 1:
-        scalar = value.reshape(-1)[0]
-        return str(scalar.item()) if np.issubdtype(value.dtype, np.integer) else _fmt(scalar)
-    if value.ndim == 1 and value.size <= 32:
-        return json.dumps([float(f"{v:.8g}") for v in value.tolist()])
-    return _fmt(np.mean(value))
-
-
 def split_ids(loader: Any, split: str, n: int) -> Optional[List[str]]:
     """Ids of the validation split, which yields weights rather than ids: from the loader, else positions."""
     if split != "validation":
@@ -106,6 +98,51 @@ def split_ids(loader: Any, split: str, n: int) -> Optional[List[str]]:
     if len(ids) != n:
         raise ValueError(f"get_validation_index() returned {len(ids)} ids for a split of n={n}")
     return ids
+
+
+class _Metadata:
+    """The DataLoader's metadata columns, looked up for a batch's ids at once ("" for an unknown id)."""
+
+    def __init__(self, frame: Any, split: str) -> None:
+        # Report ids are strings; an index of numbers or bytes would otherwise match no row.
+        self.frame = frame.set_axis(decode_ids(frame.index), axis=0)
+        if not self.frame.index.is_unique:
+            duplicated = self.frame.index[self.frame.index.duplicated()].unique().tolist()[:5]
+            raise StageFailed(f"get_metadata('{split}') has more than one row for the data ids {duplicated}.")
+        # Numpy scalars, not Python ones, so a float32 column reads as it prints (0.1, not 0.10000000149011612).
+        self.values = {column: self.frame[column].to_numpy() if isinstance(self.frame[column].dtype, np.dtype)
+                       else self.frame[column].array for column in self.frame.columns}
+
+    def columns(self, ids: List[str]) -> Dict[str, List[str]]:
+        positions = self.frame.index.get_indexer(ids)
+        known = positions >= 0
+        out = {}
+        for column, values in self.values.items():
+            found = iter(values[positions[known]])
+            out[column] = [str(next(found)) if k else "" for k in known.tolist()]
+        return out
+
+
+class _Worst:
+    """The ``k`` samples with the highest score (NaN and inf counted as highest; ties: the later sample)."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.heap: List[tuple] = []
+
+    def add(self, scores: np.ndarray, first_row: int, x: Any, y_true: List[str], predicted: List[str],
+            ids: List[str]) -> None:
+        scores = np.where(np.isfinite(scores), scores, np.inf)
+        # Only the batch's own top k can enter the heap: the rest need no tuple and no image copy.
+        for i in np.lexsort((np.arange(len(scores)), scores))[-self.k:].tolist():
+            key = (float(scores[i]), first_row + i)
+            if len(self.heap) < self.k:
+                heapq.heappush(self.heap, (*key, np.array(x[i]), y_true[i], predicted[i], ids[i]))
+            elif key > self.heap[0][:2]:
+                heapq.heapreplace(self.heap, (*key, np.array(x[i]), y_true[i], predicted[i], ids[i]))
+
+    def result(self) -> List[tuple]:
+        return sorted(self.heap, reverse=True)
 
 
 class _Progress:
@@ -138,53 +175,53 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
     worst_by = settings.worst_by or next(iter(funcs), None)
     if worst_by is not None and worst_by not in funcs:
         raise StageFailed(f"evaluation.worst_by is '{worst_by}', which is not an eval function ({', '.join(funcs)}).")
-    metadata = loader.get_metadata(split)
-    if metadata is not None:
-        # Report ids are strings; an index of numbers or bytes would otherwise match no row.
-        metadata = metadata.set_axis(decode_ids(metadata.index), axis=0)
+    metadata_frame = loader.get_metadata(split)
+    metadata = None if metadata_frame is None else _Metadata(metadata_frame, split)
     values: Dict[str, List[np.ndarray]] = {name: [] for name in funcs}
     slices = {column: SliceAccumulator(column) for column in settings.slice_by}
-    worst: List[tuple] = []
+    worst = _Worst(settings.worst_k)
+    step = eval_step(model)
     model.reset_metrics()
     loss_sum, confusion, rows = 0.0, None, 0
     classifier: Optional[bool] = None  # decided on the first batch, so every batch has the same columns
     writer = ReportWriter(report_path, settings.report_format)
     progress = _Progress(split, n)
     try:
-        for batch in take(batches, n_iter):
-            if rows >= n:
-                break
-            x, y, third = split_batch(batch)
-            keep = min(len(x), n - rows)
-            x, y_true = x[:keep], np.asarray(y)[:keep]
-            batch_ids = ids[rows:rows + keep] if ids is not None else decode_ids(third[:keep])
-            weights = None if ids is None or third is None else np.asarray(third[:keep], dtype=np.float32)
-            y_pred = np.asarray(model.predict_on_batch(x))
-            loss_sum += float(model.compute_loss(x=x, y=y_true, y_pred=y_pred, sample_weight=weights,
-                                                 training=False)) * keep
-            model.compute_metrics(x, y_true, y_pred, sample_weight=weights)
-            columns: Dict[str, List[str]] = {"data_id": batch_ids, "y_true": [cell(v) for v in y_true],
-                                             "y_pred": [cell(v) for v in y_pred]}
+        for x, y_true, third in eval_batches(batches, n_iter, n, settings.batch_size):
+            keep = len(x)
+            if ids is None and third is None:
+                raise ValueError(f"the {split} split's batches are (x, y): the third element, the data id, is missing")
+            batch_ids = ids[rows:rows + keep] if ids is not None else decode_ids(third)
+            weights = None if ids is None or third is None else third.astype(np.float32)
+            y_pred, batch_loss = step(x, y_true, weights)
+            y_pred = np.asarray(y_pred)
+            loss_sum += float(batch_loss) * keep
+            columns: Dict[str, List[str]] = {"data_id": batch_ids}
             correct = None
             if classifier is None:
                 classifier = is_classifier(y_pred, y_true)
             if classifier:
-                classes = class_labels(y_true, y_pred.shape[1])
+                n_classes = y_pred.shape[1]
+                classes = class_labels(y_true, n_classes)
                 predicted = np.argmax(y_pred, axis=1)
                 correct = classes == predicted
-                columns["y_true"] = [str(int(c)) for c in classes]
-                columns["pred_class"] = [str(int(c)) for c in predicted]
-                columns["confidence"] = [_fmt(c) for c in np.max(y_pred, axis=1)]
+                columns["y_true"] = list(map(str, classes.tolist()))
+                columns["y_pred"] = cells(y_pred)
+                columns["pred_class"] = list(map(str, predicted.tolist()))
+                columns["confidence"] = float_cells(np.max(y_pred, axis=1))
                 if confusion is None:
-                    confusion = np.zeros((y_pred.shape[1], y_pred.shape[1]), dtype=np.int64)
-                np.add.at(confusion, (classes, predicted), 1)
+                    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+                confusion += np.bincount(classes * n_classes + predicted,
+                                         minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+            else:
+                columns["y_true"] = cells(y_true)
+                columns["y_pred"] = cells(y_pred)
             batch_values = {name: func(y_true, y_pred) for name, func in funcs.items()}
             for name, v in batch_values.items():
                 values[name].append(v)
-                columns[name] = [_fmt(x_) for x_ in v]
+                columns[name] = float_cells(v)
             if metadata is not None:
-                for column in metadata.columns:
-                    columns[column] = [str(metadata[column].get(i, "")) for i in batch_ids]
+                columns.update(metadata.columns(batch_ids))
             for column, accumulator in slices.items():
                 if column not in columns:
                     raise StageFailed(
@@ -192,10 +229,8 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
                     )
                 accumulator.add(columns[column], batch_values, correct)
             if worst_by is not None and settings.worst_k:
-                for i, score in enumerate(batch_values[worst_by]):
-                    item = (float(score) if np.isfinite(score) else float("inf"), rows + i, np.array(x[i]),
-                            columns["y_true"][i], columns.get("pred_class", columns["y_pred"])[i], batch_ids[i])
-                    (heapq.heappush if len(worst) < settings.worst_k else heapq.heappushpop)(worst, item)
+                worst.add(batch_values[worst_by], rows, x, columns["y_true"],
+                          columns.get("pred_class", columns["y_pred"]), batch_ids)
             writer.write(columns)
             rows += keep
             progress.update(rows)
@@ -217,7 +252,7 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
         summary["classification"] = classification_summary(confusion)
     if slices:
         summary["slices"] = {column: acc.result() for column, acc in slices.items()}
-    return SplitResult(summary, merged, confusion, sorted(worst, reverse=True))
+    return SplitResult(summary, merged, confusion, worst.result())
 
 
 def _write_plots(out, result: SplitResult, split: str, height: int, width: int, worst_by: Optional[str]) -> None:

@@ -1,0 +1,84 @@
+"""A split's preprocessed batches regrouped into evaluation batches of one fixed size.
+
+The report has one row per data point, so the size of the batches the model sees does not
+change its content. Large batches amortise the fixed cost of every call (the model, the loss
+and metrics, each eval function) over many rows; the preprocessor's batch size is chosen for
+training, and is often small.
+
+Exactly ``n`` rows come out, in order, read from at most ``n_iter`` preprocessed batches: rows
+that a wrapping or padded source yields past ``n`` are dropped, and nothing past them is read,
+so an infinite generator is fine. Memory is bounded by the evaluation batch plus one
+preprocessed batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from aimed.data import is_tf_dataset, split_batch, take
+
+#: ``(x, y, third)``: the third element is the weight or the data id, or ``None``.
+EvalBatch = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]
+
+
+def _regroupable_by_tf_data(batches: Any) -> bool:
+    """A tf.data source of ``(x, y[, third])`` tensors that all have a batch axis, which ``rebatch`` needs."""
+    import tensorflow as tf
+
+    spec = batches.element_spec
+    return (isinstance(spec, tuple) and len(spec) in (2, 3)
+            and all(isinstance(s, tf.TensorSpec) and s.shape.rank is not None and s.shape.rank >= 1 for s in spec))
+
+
+def _first_rows(batches: Iterable[Any], n: int) -> Iterator[EvalBatch]:
+    """The batches as ``(x, y, third)`` numpy arrays, cut after ``n`` rows; nothing after them is read."""
+    if n <= 0:
+        return
+    rows = 0
+    for batch in batches:
+        x, y, third = split_batch(batch)
+        keep = min(len(x), n - rows)
+        yield x[:keep], np.asarray(y)[:keep], None if third is None else np.asarray(third)[:keep]
+        rows += keep
+        if rows >= n:
+            return
+
+
+def _concatenate(parts: List[EvalBatch]) -> EvalBatch:
+    if len(parts) == 1:
+        return parts[0]
+    x, y, third = zip(*parts)
+    return np.concatenate(x), np.concatenate(y), None if third[0] is None else np.concatenate(third)
+
+
+def _regroup(parts: Iterable[EvalBatch], batch_size: int) -> Iterator[EvalBatch]:
+    """Numpy batches of ``batch_size`` rows (the last one shorter) from batches of any sizes."""
+    pending: List[EvalBatch] = []
+    size = 0
+    for part in parts:
+        pending.append(part)
+        size += len(part[0])
+        if size < batch_size:
+            continue
+        merged = _concatenate(pending)
+        full = size - size % batch_size
+        for start in range(0, full, batch_size):
+            yield tuple(None if a is None else a[start:start + batch_size] for a in merged)
+        pending = [tuple(None if a is None else a[full:] for a in merged)] if size > full else []
+        size -= full
+    if size:
+        yield _concatenate(pending)
+
+
+def eval_batches(batches: Any, n_iter: int, n: int, batch_size: int) -> Iterator[EvalBatch]:
+    """The first ``n`` rows of ``n_iter`` preprocessed batches, as numpy batches of ``batch_size`` rows.
+
+    A tf.data source is regrouped by tf.data itself, in its own threads ahead of the model; a
+    generator, or a tf.data source whose elements have no common batch axis, in numpy.
+    """
+    if is_tf_dataset(batches) and _regroupable_by_tf_data(batches):
+        regrouped = batches.take(n_iter).rebatch(batch_size).prefetch(1)
+        return _first_rows(regrouped.as_numpy_iterator(), n)
+    return _regroup(_first_rows(take(batches, n_iter), n), batch_size)
