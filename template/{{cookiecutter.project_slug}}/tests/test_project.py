@@ -57,8 +57,8 @@ def test_eval_functions_work_per_sample_and_per_batch(run):
 
 
 def test_the_workflow_plans_every_stage_of_every_run():
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--dry-run", "--quiet", "rules", "--cores", "1"],
-                            cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-m", "snakemake", "--dry-run", "--forceall", "--quiet", "rules", "--cores", "1"]
+    result = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     for rule in ("validate_data", "check_preprocessing", "train", "export", "evaluate"):
         assert rule in result.stdout
