@@ -9,7 +9,7 @@ import pytest
 from aimed.config import load_config
 from aimed.data import batched_split, take
 from aimed.run import RunContext
-from aimed.training.input_pipeline import EpochCache, ReadAhead, fit_sources, seed_everything, tuned
+from aimed.training.input_pipeline import EpochCache, FitSources, ReadAhead, seed_everything, tuned
 from conftest import REPO_ROOT, prepare_dataset
 
 RUNS = ("mnist-tf", "mnist-gen")
@@ -76,13 +76,13 @@ def _epoch_batches(build, split: str, epoch: int, seed: int) -> list:
     return list(take(batches, n_iter))
 
 
-def _read_like_fit(sources: dict, epochs: range) -> dict:
-    """Read joined sources in fit's order: an epoch of train, then that epoch's validation."""
-    iterators = {split: iter(take(batches, n_iter * len(epochs))) for split, (batches, n_iter) in sources.items()}
-    read = {split: {} for split in sources}
+def _read_like_fit(sources: FitSources, epochs: range) -> dict:
+    """Read the sources in fit's order: an epoch of train, then that epoch's validation."""
+    train = iter(take(sources.train, sources.steps["train"] * len(epochs)))
+    read = {"train": {}, "validation": {}}
     for epoch in epochs:
-        for split, (_, n_iter) in sources.items():
-            read[split][epoch] = [next(iterators[split]) for _ in range(n_iter)]
+        read["train"][epoch] = [next(train) for _ in range(sources.steps["train"])]
+        read["validation"][epoch] = list(take(sources.validation(epoch), sources.steps["validation"]))
     return read
 
 
@@ -98,7 +98,7 @@ def test_joined_epochs_equal_each_epoch_built_on_its_own_seed(contexts, run, tmp
                 for split in ("train", "validation")}
     for epochs in (range(0, 4), range(2, 4)):
         caches = {split: EpochCache(None, tmp_path, split, deterministic=True) for split in ("train", "validation")}
-        read = _read_like_fit(fit_sources(build, epochs, seed, caches, deterministic=True), epochs)
+        read = _read_like_fit(FitSources(build, epochs, seed, caches, deterministic=True), epochs)
         for split in read:
             for epoch in epochs:
                 _assert_same_n(expected[split][epoch], read[split][epoch])
@@ -112,8 +112,9 @@ def test_cached_validation_batches_repeat_exactly_every_epoch(contexts, run, mod
     build = _builder(contexts[run], augment=False)
     expected = _epoch_batches(build, "validation", 0, seed=7)
     cache = EpochCache(mode, tmp_path / "cache", "validation", deterministic=True)
+    caches = {"train": EpochCache(None, tmp_path, "train", deterministic=True), "validation": cache}
     epochs = range(3)
-    read = _read_like_fit(fit_sources(build, epochs, 7, {"validation": cache}, deterministic=True), epochs)
+    read = _read_like_fit(FitSources(build, epochs, 7, caches, deterministic=True), epochs)
     for epoch in epochs:
         _assert_same_n(expected, read["validation"][epoch])
     assert not cache.refused

@@ -287,3 +287,29 @@ def test_raising_epochs_continues_and_other_changes_archive(train_project):
     assert read_state(project, run) and json.loads((archives[-1] / "state.json").read_text())["epoch"] == 2
     moved_logs = tensorboard_steps(archives[-1] / "tensorboard")
     assert moved_logs and all(s == [1, 2] for s in moved_logs.values()), moved_logs
+
+
+def test_each_epoch_is_validated_on_its_own_batches(train_project):
+    """More validation batches than the read-ahead queue holds, over many epochs in one fit.
+
+    Keras restarts its validation iterator every epoch and peeks at a generator's first batches,
+    so a validation source joined across epochs would replay or drop batches (and once hung with
+    generators). The best epoch's recorded val_loss must equal the saved best model's loss on
+    the validation split.
+    """
+    import keras
+
+    from aimed.data import batched_split
+    from aimed.run import resolve_run
+
+    run = "mnist-gen"
+    project = train_project({"epochs": 8, "batch_size": 2})
+    check_aimed(project, "train", run, timeout=300)
+    history = pd.read_csv(project / "results" / run / "train" / "history.csv").set_index("epoch")
+    assert list(history.index) == list(range(1, 9))
+    best = json.loads((project / "results" / run / "train" / "summary.json").read_text())["best"]
+    ctx = resolve_run(run, project)
+    model = keras.models.load_model(project / "results" / run / "train" / "best_model.keras")
+    batches, _, n_iter = batched_split(ctx.data_loader(), None, ctx.preprocessor(), "validation")
+    loss = model.evaluate(batches, steps=n_iter, return_dict=True, verbose=0)["loss"]
+    assert loss == pytest.approx(history["val_loss"][best["epoch"]], rel=1e-5)

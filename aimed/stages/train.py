@@ -1,7 +1,7 @@
 """train: fit the compiled model, committing resumable state after each epoch.
 
 Epoch ``k``'s batches come from the data pipeline built after seeding every RNG with
-``seed + k`` (see :func:`aimed.training.input_pipeline.fit_sources`), so epoch ``k`` sees the same
+``seed + k`` (see :class:`aimed.training.input_pipeline.FitSources`), so epoch ``k`` sees the same
 batches whether the run got there in one go or after any number of kills. Model, optimizer and
 dropout-RNG variables are checkpointed together at each epoch end, so a resumed run is bitwise
 identical to an uninterrupted one when ``deterministic`` is on. A kill mid-epoch loses that
@@ -30,7 +30,7 @@ from aimed.provenance import explain, fingerprint_parts
 from aimed.run import RunContext
 from aimed.tracking import flatten, run_tracker
 from aimed.training.distribution import is_chief, make_strategy
-from aimed.training.input_pipeline import EpochCache, fit_sources, seed_everything
+from aimed.training.input_pipeline import EpochCache, FitSources, seed_everything
 from aimed.training.state import TrainState, archive, train_lock
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,21 @@ def _nan_guard():
                 )
 
     return StopOnNonFiniteLoss()
+
+
+def _validator(model: Any, sources: FitSources) -> Any:
+    import keras
+
+    class Validate(keras.callbacks.Callback):
+        """Evaluates the epoch's own validation batches and adds them to the logs as ``val_*``."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            results = model.evaluate(sources.validation(epoch), steps=sources.steps["validation"], verbose=0,
+                                     return_dict=True)
+            if logs is not None:
+                logs.update({f"val_{name}": value for name, value in results.items()})
+
+    return Validate()
 
 
 def _epoch_committer(end_epoch: Callable[[Dict[str, float]], None]) -> Any:
@@ -267,15 +282,18 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
         if verbose == 2:
             print(f"epoch {state.epoch}/{config.epochs}: " + ", ".join(f"{k}={v:.5g}" for k, v in logs.items()), flush=True)
 
-    callbacks = [_nan_guard()] + list(builder.get_callbacks() or []) + [_epoch_committer(end_epoch)]
+    user_callbacks = list(builder.get_callbacks() or [])
     while state.epoch < config.epochs and not model.stop_training:
         epochs = range(state.epoch, min(state.epoch + EPOCHS_PER_FIT, config.epochs))
-        sources = fit_sources(build, epochs, config.seed, caches, config.deterministic)
-        (train_batches, train_iter), (val_batches, val_iter) = sources["train"], sources["validation"]
+        sources = FitSources(build, epochs, config.seed, caches, config.deterministic)
+        # Validation runs in the first epoch-end callback, so later callbacks see the val_ metrics
+        # as they do with fit's own validation_data.
+        callbacks = ([_validator(model, sources), _nan_guard()] + user_callbacks
+                     + [_epoch_committer(end_epoch)])
         model.fit(
-            train_batches, steps_per_epoch=train_iter, validation_data=val_batches, validation_steps=val_iter,
-            initial_epoch=epochs.start, epochs=epochs.stop, callbacks=callbacks, verbose=1 if verbose == 1 else 0,
-            shuffle=False, class_weight=builder.get_class_weight(),
+            sources.train, steps_per_epoch=sources.steps["train"], initial_epoch=epochs.start, epochs=epochs.stop,
+            callbacks=callbacks, verbose=1 if verbose == 1 else 0, shuffle=False,
+            class_weight=builder.get_class_weight(),
         )
 
     if state.data.get("best") is None:

@@ -4,8 +4,8 @@
   (order kept when ``deterministic`` is on), then ``prefetch(AUTOTUNE)``.
 - A plain generator is read ahead by a background thread into a bounded queue, for exactly the
   number of batches the fit takes, so the thread always ends.
-- The epochs of one ``fit`` call are joined into one source per split (:func:`fit_sources`), each
-  epoch built after seeding with ``seed + epoch``, so a resumed run sees the same batches.
+- The epochs of one ``fit`` call come from :class:`FitSources`, each epoch built after seeding
+  with ``seed + epoch``, so a resumed run sees the same batches.
 - ``cache: memory|disk`` keeps a split's batches after the first epoch, but only for sources
   whose order cannot change between epochs: a ``tf.data`` graph with no shuffle or random op,
   or any validation source (the tutorial's loaders never shuffle it). Caching a shuffled source
@@ -191,40 +191,62 @@ def _joined(datasets: List[Any]) -> Any:
     return _joined(datasets[:middle]).concatenate(_joined(datasets[middle:]))
 
 
-def fit_sources(build: Callable[[str], Tuple[Any, int]], epochs: range, seed: int,
-                caches: Dict[str, EpochCache], deterministic: bool) -> Dict[str, Tuple[Any, int]]:
-    """One source per split holding the batches of every epoch in ``epochs``, for one ``fit`` call.
+class FitSources:
+    """The batches of the epochs of one ``fit`` call: one joined training source, validation per epoch.
 
     Epoch ``k`` of a split holds the first ``n_iter`` batches of ``build(split)`` called right after
     ``seed_everything(seed + k)``, so it does not depend on where a run started: a resumed run sees
-    the same batches as an uninterrupted one. A tf.data pipeline is built now for each epoch and the
-    epochs are concatenated; a plain generator is built and read at its turn by its read-ahead
-    thread. A split that may be cached is built once and repeated.
+    the same batches as an uninterrupted one. tf.data pipelines are built here, one per epoch; a
+    plain generator is built and read at its turn by its read-ahead thread. A split that may be
+    cached is built once and replayed.
+
+    Training epochs are joined into one source because Keras keeps one training iterator for all
+    epochs when ``steps_per_epoch`` is given. Validation is handed out per epoch
+    (:meth:`validation`) because Keras restarts its validation iterator every epoch, which would
+    replay the first epoch's batches of a joined source.
     """
-    built: Dict[str, Tuple[Any, int]] = {}
-    for split in caches:
-        seed_everything(seed + epochs.start)
-        built[split] = build(split)
-    sources: Dict[str, Tuple[Any, int]] = {}
-    generator_splits = []
-    for split, (raw, n_iter) in built.items():
-        if caches[split].cacheable(raw):
-            sources[split] = (tuned(caches[split].fill(raw, n_iter).repeat(), n_iter, deterministic), n_iter)
-        elif is_tf_dataset(raw):
-            segments = [raw.take(n_iter)]
-            for epoch in epochs[1:]:
-                seed_everything(seed + epoch)
-                segments.append(_checked_steps(split, epoch, n_iter, *build(split)).take(n_iter))
-            sources[split] = (tuned(_joined(segments), n_iter, deterministic), n_iter)
-        else:
-            generator_splits.append(split)
-    # Started last: a read-ahead thread reads right away, and nothing may reseed the RNGs after that.
-    turnstile = Turnstile([(split, epoch) for epoch in epochs for split in generator_splits])
-    for split in generator_splits:
-        n_iter = built[split][1]
-        epoch_batches = _generator_epochs(build, split, epochs, n_iter, seed, turnstile)
-        sources[split] = (tuned(epoch_batches, n_iter * len(epochs), deterministic), n_iter)
-    return sources
+
+    def __init__(self, build: Callable[[str], Tuple[Any, int]], epochs: range, seed: int,
+                 caches: Dict[str, EpochCache], deterministic: bool) -> None:
+        self._build, self._epochs, self._seed, self._deterministic = build, epochs, seed, deterministic
+        probes: Dict[str, Tuple[Any, int]] = {}
+        for split in ("train", "validation"):
+            seed_everything(seed + epochs.start)
+            probes[split] = build(split)
+        self.steps = {split: n_iter for split, (_, n_iter) in probes.items()}
+        # Per split: one replayable dataset (cached), a tf.data pipeline per epoch, or None (a generator).
+        self._cached: Dict[str, Any] = {}
+        self._segments: Dict[str, List[Any]] = {}
+        generator_splits = []
+        for split, (raw, n_iter) in probes.items():
+            if caches[split].cacheable(raw):
+                self._cached[split] = caches[split].fill(raw, n_iter)
+            elif is_tf_dataset(raw):
+                self._segments[split] = [raw.take(n_iter)]
+                for epoch in epochs[1:]:
+                    seed_everything(seed + epoch)
+                    self._segments[split].append(_checked_steps(split, epoch, n_iter, *build(split)).take(n_iter))
+            else:
+                generator_splits.append(split)
+        self._turnstile = Turnstile([(split, epoch) for epoch in epochs for split in generator_splits])
+        # Made last: its read-ahead thread starts reading at once, and nothing may reseed after that.
+        self.train = self._source("train", epochs)
+
+    def validation(self, epoch: int) -> Any:
+        """The validation batches of ``epoch``; call once per epoch, in order."""
+        return self._source("validation", range(epoch, epoch + 1))
+
+    def _source(self, split: str, epochs: range) -> Any:
+        n_iter = self.steps[split]
+        if split in self._cached:
+            cached = self._cached[split]
+            return tuned(cached.repeat() if len(epochs) > 1 else cached, n_iter, self._deterministic)
+        if split in self._segments:
+            first = epochs.start - self._epochs.start
+            joined = _joined(self._segments[split][first:first + len(epochs)])
+            return tuned(joined, n_iter, self._deterministic)
+        batches = _generator_epochs(self._build, split, epochs, n_iter, self._seed, self._turnstile)
+        return tuned(batches, n_iter * len(epochs), self._deterministic)
 
 
 def _checked_steps(split: str, epoch: int, n_iter: int, batches: Any, epoch_n_iter: int) -> Any:
