@@ -136,7 +136,7 @@ def test_the_snakefile_imports_the_installed_workflow_rather_than_copying_it(bak
 
 
 def test_the_package_ships_the_repositorys_workflow():
-    shipped = pathlib.Path(snakefile())
+    shipped = snakefile()
     assert shipped.read_text() == (REPO_ROOT / "Snakefile").read_text()
     repo_files = sorted(p.relative_to(REPO_ROOT / "workflow") for p in (REPO_ROOT / "workflow").rglob("*")
                         if p.is_file() and "__pycache__" not in p.parts)
