@@ -31,7 +31,7 @@ from aimed.data import batched_split, decode_ids
 from aimed.errors import StageFailed
 from aimed.evaluation.batches import eval_batches
 from aimed.evaluation.funcs import eval_functions
-from aimed.evaluation.report import REPORT_NAMES, ReportWriter, cells, float_cells
+from aimed.evaluation.report import REPORT_NAMES, ReportWriter, cell, cells, float_cells
 from aimed.evaluation.step import eval_step
 from aimed.evaluation.summary import SliceAccumulator, check_thresholds, classification_summary, describe
 from aimed.run import RunContext
@@ -130,16 +130,16 @@ class _Worst:
         self.k = k
         self.heap: List[tuple] = []
 
-    def add(self, scores: np.ndarray, first_row: int, x: Any, y_true: List[str], predicted: List[str],
+    def add(self, scores: np.ndarray, first_row: int, x: Any, y_true: np.ndarray, y_pred: np.ndarray,
             ids: List[str]) -> None:
+        """Consider one batch; ``y_true`` and ``y_pred`` are what the report shows (classes, for a classifier)."""
         scores = np.where(np.isfinite(scores), scores, np.inf)
         # Only the batch's own top k can enter the heap: the rest need no tuple and no image copy.
         for i in np.lexsort((np.arange(len(scores)), scores))[-self.k:].tolist():
             key = (float(scores[i]), first_row + i)
-            if len(self.heap) < self.k:
-                heapq.heappush(self.heap, (*key, np.array(x[i]), y_true[i], predicted[i], ids[i]))
-            elif key > self.heap[0][:2]:
-                heapq.heapreplace(self.heap, (*key, np.array(x[i]), y_true[i], predicted[i], ids[i]))
+            if len(self.heap) < self.k or key > self.heap[0][:2]:
+                item = (*key, np.array(x[i]), cell(y_true[i]), cell(y_pred[i]), ids[i])
+                (heapq.heappush if len(self.heap) < self.k else heapq.heapreplace)(self.heap, item)
 
     def result(self) -> List[tuple]:
         return sorted(self.heap, reverse=True)
@@ -164,6 +164,33 @@ class _Progress:
         elif now - self.last >= PROGRESS_EVERY_SECONDS or done >= self.n:
             log.info("%s: %d/%d samples, %.0f samples/s", self.split, done, self.n, rate)
             self.last = now
+
+
+def _report_batch(writer: ReportWriter, slices: Dict[str, SliceAccumulator], metadata: Optional[_Metadata],
+                  batch_ids: List[str], y_true: np.ndarray, y_pred: np.ndarray, classes: Optional[np.ndarray],
+                  predicted: Optional[np.ndarray], correct: Optional[np.ndarray],
+                  batch_values: Dict[str, np.ndarray]) -> None:
+    """Format one batch's report columns, count them into the slices and write them."""
+    columns: Dict[str, List[str]] = {"data_id": batch_ids}
+    if classes is not None:
+        columns["y_true"] = list(map(str, classes.tolist()))
+        columns["y_pred"] = cells(y_pred)
+        columns["pred_class"] = list(map(str, predicted.tolist()))
+        columns["confidence"] = float_cells(np.max(y_pred, axis=1))
+    else:
+        columns["y_true"] = cells(y_true)
+        columns["y_pred"] = cells(y_pred)
+    for name, v in batch_values.items():
+        columns[name] = float_cells(v)
+    if metadata is not None:
+        columns.update(metadata.columns(batch_ids))
+    for column, accumulator in slices.items():
+        if column not in columns:
+            raise StageFailed(
+                f"evaluation.slice_by names '{column}', which is not a report column ({', '.join(columns)})."
+            )
+        accumulator.add(columns[column], batch_values, correct)
+    writer.write(columns)
 
 
 def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, split: str, report_path,
@@ -196,42 +223,26 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
             y_pred, batch_loss = step(x, y_true, weights)
             y_pred = np.asarray(y_pred)
             loss_sum += float(batch_loss) * keep
-            columns: Dict[str, List[str]] = {"data_id": batch_ids}
-            correct = None
             if classifier is None:
                 classifier = is_classifier(y_pred, y_true)
+            classes = predicted = correct = None
             if classifier:
                 n_classes = y_pred.shape[1]
                 classes = class_labels(y_true, n_classes)
                 predicted = np.argmax(y_pred, axis=1)
                 correct = classes == predicted
-                columns["y_true"] = list(map(str, classes.tolist()))
-                columns["y_pred"] = cells(y_pred)
-                columns["pred_class"] = list(map(str, predicted.tolist()))
-                columns["confidence"] = float_cells(np.max(y_pred, axis=1))
                 if confusion is None:
                     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
                 confusion += np.bincount(classes * n_classes + predicted,
                                          minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-            else:
-                columns["y_true"] = cells(y_true)
-                columns["y_pred"] = cells(y_pred)
             batch_values = {name: func(y_true, y_pred) for name, func in funcs.items()}
             for name, v in batch_values.items():
                 values[name].append(v)
-                columns[name] = float_cells(v)
-            if metadata is not None:
-                columns.update(metadata.columns(batch_ids))
-            for column, accumulator in slices.items():
-                if column not in columns:
-                    raise StageFailed(
-                        f"evaluation.slice_by names '{column}', which is not a report column ({', '.join(columns)})."
-                    )
-                accumulator.add(columns[column], batch_values, correct)
             if worst_by is not None and settings.worst_k:
-                worst.add(batch_values[worst_by], rows, x, columns["y_true"],
-                          columns.get("pred_class", columns["y_pred"]), batch_ids)
-            writer.write(columns)
+                worst.add(batch_values[worst_by], rows, x, y_true if classes is None else classes,
+                          y_pred if predicted is None else predicted, batch_ids)
+            _report_batch(writer, slices, metadata, batch_ids, y_true, y_pred, classes, predicted, correct,
+                          batch_values)
             rows += keep
             progress.update(rows)
     finally:
