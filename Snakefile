@@ -23,7 +23,12 @@ include: "workflow/rules/evaluate.smk"
 sync_dvc_yaml()
 
 
+# Record what the jobs built in dvc.lock, after a failed job too: `dvc repro` would rebuild it otherwise.
 onsuccess:
+    sync_dvc_lock()
+
+
+onerror:
     sync_dvc_lock()
 
 

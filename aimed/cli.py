@@ -63,10 +63,12 @@ def _sync_mlflow(args):
 
 def _fingerprint(args):
     from aimed.provenance import write_fingerprint_files
+    from aimed.run import resolve_run
 
-    ctx = _context(args)
-    for path in write_fingerprint_files(ctx.config, ctx.project_dir, ctx.name):
-        print(f"updated {path.relative_to(ctx.project_dir)}")
+    for run in args.run:
+        ctx = resolve_run(run, args.project_dir)
+        for path in write_fingerprint_files(ctx.config, ctx.project_dir, ctx.name):
+            print(f"updated {path.relative_to(ctx.project_dir)}")
 
 
 def _why(args):
@@ -119,9 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="print tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>", parser_class=_Parser)
 
-    def add(name: str, func: Callable, help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, func: Callable, help_text: str, several_runs: bool = False) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("run", help="run name (runs/<run>/config.yaml) or path of a run config.yaml")
+        p.add_argument("run", nargs="+" if several_runs else None,
+                       help="run name (runs/<run>/config.yaml) or path of a run config.yaml"
+                       + (", one or more" if several_runs else ""))
         p.add_argument("--project-dir", default=".", help="project folder; relative config paths resolve here (default: .)")
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print tracebacks")
         p.set_defaults(func=func)
@@ -136,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-gate", action="store_true",
                           help="report a failed evaluation.thresholds gate without failing (or set AIMED_NO_GATE=1)")
     add("sync-mlflow", _sync_mlflow, "Upload metrics and artifacts logged while MLflow was unreachable.")
-    add("fingerprint", _fingerprint, "Write each stage's fingerprint to results/<run>/fingerprints/ (used by dvc.yaml).")
+    add("fingerprint", _fingerprint, "Write each stage's fingerprint to results/<run>/fingerprints/ (used by dvc.yaml).",
+        several_runs=True)
     why_parser = add("why", _why, "Explain which parts of a stage's fingerprint changed since it last ran.")
     why_parser.add_argument("stage", choices=list(STAGE_NAMES), help="the stage to explain")
     why_parser.add_argument("--split", choices=["validation", "test"], help="the split, for evaluate")

@@ -5,8 +5,9 @@ tf.data example shrunk to 1 epoch and 8 units. The whole pipeline runs for real 
 run ``mnist-tf``. More runs (``r002``...) are copies of its config under other names; their
 completion is faked without training: the run's results are copied (the stage fingerprints
 do not depend on the run name, so the copies are what the stages would write), then
-``snakemake --touch --forceall`` records Snakemake's metadata for every job (params included)
-and dvc.lock gets the copied run's entries under the new names. Before any timing, ``snakemake
+``snakemake --touch --forceall`` records Snakemake's metadata for every job (params included),
+dvc.lock gets the copied run's entries under the new names, and ``dvc commit`` records the
+shared fingerprint stage with the new runs. Before any timing, ``snakemake
 -n`` must say "Nothing to be done" and ``dvc status`` "up to date", so the fake is checked
 by both tools.
 
@@ -34,6 +35,7 @@ import tempfile
 
 import yaml
 
+from aimed.dvc import FINGERPRINT_STAGE
 from bench import common
 
 FULL = dict(counts=(1, 10, 50), repeats=5)
@@ -95,6 +97,7 @@ def add_runs(project: pathlib.Path, names: list, all_runs: list) -> None:
     finally:
         (project / ".dvc-aside").rename(dvc_dir)
     _copy_lock(project, names)
+    _cmd(project, "dvc", "commit", "--force", "--quiet", FINGERPRINT_STAGE)
 
 
 def check_up_to_date(project: pathlib.Path) -> None:

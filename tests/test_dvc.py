@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 
+from aimed.dvc import FINGERPRINT_STAGE
 from aimed.pipeline import EVAL_SPLITS
 
 from conftest import git, run_in, update_yaml
@@ -83,7 +84,7 @@ def test_alternating_runners_take_each_others_results(project):
     run_in(project, "aimed", "dvc-yaml")
     ran, bookkeeping = dvc_jobs(project, run_in(project, "dvc", "repro", timeout=600).stdout)
     assert ran == jobs(["mnist-tf"], "evaluate:validation")
-    assert bookkeeping == {"mnist-tf.fingerprint"}
+    assert bookkeeping == {FINGERPRINT_STAGE}
     assert dvc_is_clean(project)
     # What DVC built is up to date for Snakemake, although Snakemake's own records are older.
     assert snakemake_plan(project) == collections.Counter()

@@ -3,9 +3,9 @@
 One project is built once (``built_template``: a tiny dataset, 2 epochs, its own copy of aimed,
 in git and DVC). Each test makes one edit and checks that ``snakemake --dry-run`` and
 ``dvc repro --dry`` plan exactly the expected jobs, as multisets of (rule, run, split); then it
-undoes the edit. The ``<run>.fingerprint`` DVC stages (``aimed fingerprint``, no TensorFlow) are
-bookkeeping: they are left out of the comparison, and for a dry run they are run beforehand (a
-dry run cannot run them, and the real stages depend on the files they write). The last test
+undoes the edit. The ``fingerprint`` DVC stage (``aimed fingerprint``, no TensorFlow) is
+bookkeeping: it is left out of the comparison, and for a dry run it is run beforehand (a dry run
+cannot run it, and the real stages depend on the files it writes). The last test
 raises ``epochs`` and runs the workflow for real, to see training continue from its checkpoint.
 """
 
@@ -24,7 +24,7 @@ from typing import Counter, Dict, Iterable, Optional, Tuple
 import pytest
 import yaml
 
-from aimed.dvc import stage_name
+from aimed.dvc import FINGERPRINT_STAGE, PREPARE_DATA_STAGE, stage_name
 from aimed.pipeline import EVAL_SPLITS, PREPARE_DATA_SCRIPT, STAGES
 
 from conftest import run_in, update_yaml
@@ -99,7 +99,7 @@ def workflow_runs(project: pathlib.Path):
 
 def dvc_jobs(project: pathlib.Path, output: str) -> Tuple[Counter[Job], set]:
     """(jobs, bookkeeping stages) that ``dvc repro`` ran, would run (--dry) or restored from its run-cache."""
-    names = {"prepare_data": ("prepare_data", None, None)}
+    names = {PREPARE_DATA_STAGE: ("prepare_data", None, None)}
     for run in workflow_runs(project):
         for stage in STAGES:
             for split in EVAL_SPLITS if stage == "evaluate" else (None,):
@@ -107,18 +107,18 @@ def dvc_jobs(project: pathlib.Path, output: str) -> Tuple[Counter[Job], set]:
     # A set: a dry run prints both lines for a stage it finds in the run-cache.
     ran = set(re.findall(r"Running stage '([^']+)'", output))
     ran |= set(re.findall(r"Stage '([^']+)' is cached - skipping run", output))
-    bookkeeping = {name for name in ran if name.endswith(".fingerprint")}
+    bookkeeping = ran & {FINGERPRINT_STAGE}
     unknown = ran - bookkeeping - set(names)
     assert not unknown, f"DVC ran stages that are not pipeline stages: {unknown}"
     return collections.Counter(names[name] for name in ran if name not in bookkeeping), bookkeeping
 
 
 def refresh_bookkeeping(project: pathlib.Path) -> None:
-    """What a user runs before DVC after editing: ``aimed dvc-yaml`` and ``aimed fingerprint <run>``.
+    """What a user runs before DVC after editing: ``aimed dvc-yaml`` and ``aimed fingerprint <runs>``.
 
     The aimed CLI is called in one process, which saves an interpreter start-up per command.
     """
-    commands = [["dvc-yaml"]] + [["fingerprint", run] for run in workflow_runs(project)]
+    commands = [["dvc-yaml"], ["fingerprint", *workflow_runs(project)]]
     run_in(project, sys.executable, "-c",
            f"from aimed.cli import main\nfor argv in {commands!r}:\n    assert main(argv) == 0, argv")
 
@@ -224,13 +224,13 @@ def test_comment_and_whitespace_edits_rerun_nothing(project):
         path.write_text("# A comment at the top.\n\n" + path.read_text().replace("\n\n", "\n\n\n"))
         assert snakemake_plan(project) == collections.Counter()
         assert "up to date" in why(project, "mnist-tf", "validate-data")
-        # A real DVC run: only the bookkeeping stages run, and their unchanged files rerun nothing.
+        # A real DVC run: only the bookkeeping stage runs, and its unchanged files rerun nothing.
         ran, bookkeeping = dvc_jobs(project, run_in(project, "dvc", "repro", timeout=300).stdout)
         assert ran == collections.Counter()
-        assert bookkeeping == {f"{run}.fingerprint" for run in RUNS}
+        assert bookkeeping == {FINGERPRINT_STAGE}
         assert dvc_is_clean(project)
     ran, bookkeeping = dvc_jobs(project, run_in(project, "dvc", "repro", timeout=300).stdout)
-    assert ran == collections.Counter() and bookkeeping <= {f"{run}.fingerprint" for run in RUNS}
+    assert ran == collections.Counter() and bookkeeping <= {FINGERPRINT_STAGE}
     assert dvc_is_clean(project)
 
 

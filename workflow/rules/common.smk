@@ -3,6 +3,7 @@
 
 import collections
 import functools
+import json
 import os
 import pathlib
 import sys
@@ -227,33 +228,95 @@ def sync_dvc_yaml():
 
 
 def sync_dvc_lock():
-    """Record what Snakemake just built in dvc.lock, so `dvc status` agrees with Snakemake.
+    """Record in dvc.lock the stages built since DVC last wrote it, so `dvc status` agrees with Snakemake.
 
-    Only stages whose outputs all exist are committed (a run may have targeted a subset), and of
-    the aimed stages only those made for their current fingerprint: an outdated stage that this
-    run did not target must stay outdated for DVC too.
+    `dvc repro` and `dvc commit` write dvc.lock after each stage they record, so a stage whose
+    outputs are newer than dvc.lock was built outside DVC: by this invocation, by an earlier one
+    that failed or was stopped, or by the aimed CLI. Of those, only stages whose outputs are all
+    there and, for the aimed stages, were made for their current fingerprint are committed: an
+    outdated stage that this run did not target stays outdated for DVC. The fingerprint stage is
+    committed with them, after every run's fingerprint files are brought up to date. The cost
+    follows what was built: fingerprints come from the memo filled while Snakemake built the DAG.
     """
     from aimed import dvc
-    from aimed.provenance import why, write_fingerprint_files
 
     if not (PROJECT_DIR / ".dvc").is_dir():
         return
-    outdated = set()
+    built = _stages_built_since_dvc_lock()
+    if not built:
+        return
+    if dvc.PREPARE_DATA_STAGE in built:
+        # The dataset is the one fingerprint input that a job writes: the memo predates it.
+        _FINGERPRINT_MEMOS.clear()
+    current = [name for name, job in built.items() if job is None or job_is_current(*job)]
+    _refresh_fingerprint_files()
+    _dvc_commit([*current, dvc.FINGERPRINT_STAGE])
+
+
+def _stages_built_since_dvc_lock():
+    """{DVC stage name: (stage, wildcards), None for prepare_data} of the complete stages with outputs newer than dvc.lock."""
+    from aimed import dvc
+
+    lock = PROJECT_DIR / "dvc.lock"
+    recorded_at = lock.stat().st_mtime_ns if lock.is_file() else -1
+    jobs = {dvc.PREPARE_DATA_STAGE: ([MNIST["path"]], None)}
     for run in config["runs"]:
-        run_cfg = validated_run_config(run)
-        write_fingerprint_files(run_cfg, PROJECT_DIR, run)
-        for name, stage in STAGES.items():
+        for name in STAGES:
             for split in run_splits(run) if name == "evaluate" else [None]:
-                if why(run_cfg, PROJECT_DIR, name, PROJECT_DIR / stage.folder.format(run=run, split=split), split):
-                    outdated.add(dvc.stage_name(run, name, split))
-    complete = [
-        name
-        for name, stage in dvc.build(config, PROJECT_DIR)["stages"].items()
-        if name not in outdated
-        and all((PROJECT_DIR / dvc.out_path(out)).exists() for out in stage.get("outs", []) + stage.get("metrics", []))
-    ]
-    if complete:
-        shell("dvc commit --force --quiet " + " ".join(complete))
+                wildcards = {"run": run, "split": split}
+                jobs[dvc.stage_name(run, name, split)] = (stage_outputs(name, **wildcards), (name, wildcards))
+    built = {}
+    for dvc_name, (outputs, job) in jobs.items():
+        try:
+            newest = max((PROJECT_DIR / path).stat().st_mtime_ns for path in outputs)
+        except FileNotFoundError:  # incomplete: not built, or only partly
+            continue
+        if newest > recorded_at:
+            built[dvc_name] = job
+    return built
+
+
+def _fingerprint_files_current(run):
+    """Whether results/<run>/fingerprints/ holds the current fingerprint of each of the run's stages."""
+    from aimed.pipeline import fingerprint_file
+
+    for name in STAGES:
+        for split in EVAL_SPLITS if name == "evaluate" else [None]:
+            try:
+                written = json.loads((PROJECT_DIR / fingerprint_file(run, name, split or "")).read_text())["fingerprint"]
+            except (OSError, ValueError, KeyError, TypeError):
+                return False
+            if written != job_fingerprint(name, {"run": run, "split": split}):
+                return False
+    return True
+
+
+def _refresh_fingerprint_files():
+    """Rewrite the fingerprint files of the runs whose files are out of date (the fingerprint stage's outputs)."""
+    from aimed.provenance import write_fingerprint_files
+
+    for run in config["runs"]:
+        if not _fingerprint_files_current(run):
+            write_fingerprint_files(validated_run_config(run), PROJECT_DIR, run)
+
+
+def _dvc_commit(names):
+    """`dvc commit --force NAMES`, with dvc.yaml and dvc.lock read once and dvc.lock written once.
+
+    The dvc command reads both files again and rewrites dvc.lock for each name it is given (DVC
+    3), seconds per stage at many runs. This does for all names at once what dvc/repo/commit.py
+    does for one, with DVC's classes.
+    """
+    from dvc.dvcfile import load_file
+    from dvc.repo import Repo, lock_repo
+
+    with Repo(str(PROJECT_DIR)) as repo, lock_repo(repo):
+        pipeline = load_file(repo, str(PROJECT_DIR / "dvc.yaml"))
+        stages = [pipeline.stages[name] for name in names]
+        for stage in stages:
+            stage.save()
+            stage.commit()
+        pipeline.dump_stages(stages, update_pipeline=False)
 
 
 # ----------------------------------------------------------------------------- resources
