@@ -1,8 +1,9 @@
 """The quality gate under Snakemake, and the HTML report of ``snakemake --report``.
 
-One shrunken project (run mnist-tf, validation split only) goes through Snakemake four times:
-with a gate the model cannot meet (the run must fail, naming the threshold, and keep the
-evaluation), again (it must fail again: a failed gate is never up to date), with
+The shrunken project that the whole workflow has already built (``built_project``) gets, for
+run mnist-tf, a gate its model cannot meet; then it goes through Snakemake four times: with the
+gate (only the validation evaluation reruns; the run must fail, naming the threshold, and keep
+the evaluation), again (it must fail again: a failed gate is never up to date), with
 ``AIMED_NO_GATE=1`` (the run passes), and with ``--report report.html``. The report is then
 checked for the embedded training curves, confusion matrix and worst-k grid, and rendered by
 headless Chromium.
@@ -23,7 +24,7 @@ from typing import Any, Dict
 import pytest
 
 from aimed.pipeline import stage_outputs
-from conftest import copy_project, shrink_project, update_yaml
+from conftest import project_env, update_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ REPORT_IMAGES = (
 
 def _snakemake(project: pathlib.Path, *args: str, env: Dict[str, str] = None, timeout: float = 900):
     """``snakemake ARGS`` with the gate on unless ``env`` turns it off; output merged into ``.stdout``."""
-    base = {k: v for k, v in os.environ.items() if k != "AIMED_NO_GATE"}
+    base = {k: v for k, v in project_env(project).items() if k != "AIMED_NO_GATE"}
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--nocolor", *args], cwd=project, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, timeout=timeout, env={**base, **(env or {})},
@@ -47,19 +48,13 @@ def _snakemake(project: pathlib.Path, *args: str, env: Dict[str, str] = None, ti
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> Dict[str, Any]:
-    """The project after a gated run that fails, a plain rerun, a run with AIMED_NO_GATE=1 and ``--report``.
+def pipeline(built_project) -> Dict[str, Any]:
+    """The built project after a gated run that fails, a plain rerun, a run with AIMED_NO_GATE=1 and ``--report``.
 
     What the failed run left behind is recorded before the next run replaces it.
     """
-    root = tmp_path_factory.mktemp("report_html")
-    project = copy_project(root / "project")
-    shrink_project(project, project / "mlflow.db")
-    update_yaml(project / "config" / "config.yaml", {"runs": [RUN]})
-    update_yaml(project / "runs" / RUN / "config.yaml", {
-        "model_builder": {"n_filters": 16},
-        "evaluation": {"splits": ["validation"], "thresholds": GATE},
-    })
+    project = built_project
+    update_yaml(project / "runs" / RUN / "config.yaml", {"evaluation": {"thresholds": GATE}})
     failed = _snakemake(project, "--cores", "2", "--resources", "gpu=1")
     evaluation = project / "results" / RUN / "evaluate" / "validation"
     left = {
@@ -87,6 +82,9 @@ def test_failed_gate_fails_the_snakemake_run(pipeline):
     assert message in left["log"]
     assert message in failed.stdout  # show-failed-logs: Snakemake's own output names the threshold
     assert "Error in rule evaluate" in failed.stdout
+    # The gate is a key of the validation evaluation's fingerprint only: nothing upstream reruns.
+    assert not re.search(r"^rule (prepare_data|validate_data|check_preprocessing|train|export):", failed.stdout, re.M), (
+        failed.stdout[-5000:])
 
     # keep-incomplete: the failed job's outputs stay and say that the model is not blessed; only
     # fingerprint.json, the record of a completed stage, is missing.
