@@ -12,7 +12,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
-from typing import Any, Callable, Dict, List, Mapping
+from typing import Any, Callable, Dict, Mapping
 
 import pytest
 import yaml
@@ -41,17 +41,6 @@ def pytest_configure(config: pytest.Config) -> None:
     path = os.environ.get("PATH", "")
     if path.split(os.pathsep)[0] != bin_dir:
         os.environ["PATH"] = os.pathsep.join(p for p in (bin_dir, path) if p)
-
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
-    """Run the SLURM tests last.
-
-    Once they have installed the SLURM client and stopped the cluster, every `snakemake` start
-    pays about 10 s: snakemake-executor-plugin-slurm calls `scontrol` at start-up and waits for
-    the absent controller.
-    """
-    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
 
 
 def deep_update(base: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:

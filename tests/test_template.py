@@ -181,7 +181,7 @@ def test_the_generated_pipeline_trains_exports_and_evaluates(tmp_path):
     expected = EXPECTED["rgb"]
     run = expected["run"]
     shrink(project, run)
-    snakemake = [sys.executable, "-m", "snakemake", "--cores", "1", "--resources", "gpu=1"]
+    snakemake = [sys.executable, "-m", "snakemake", "--cores", "2", "--resources", "gpu=1"]
     result = subprocess.run(snakemake, cwd=project, capture_output=True, text=True, check=False, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-8000:]
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from aimed.pipeline import EVAL_SPLITS, STAGES, stage_outputs
+from conftest import BUILT_OVERRIDES, BUILT_SIZES
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 RULES_DIR = REPO_ROOT / "workflow" / "rules"
@@ -251,11 +252,6 @@ def test_workflow_config_can_pick_one_run(project_copy, run_snakemake):
 # ----------------------------------------------------------------------------- end to end
 
 
-def _logs_of(project: pathlib.Path) -> str:
-    logs = sorted((project / "logs").rglob("*.log")) if (project / "logs").is_dir() else []
-    return "\n".join(f"--- {p.relative_to(project)}\n{p.read_text()[-4000:]}" for p in logs)
-
-
 def _savedmodel_test_predictions(project: pathlib.Path, run: str):
     """{data_id: softmax row} of the exported SavedModel on the run's test split, preprocessed as
     the pipeline does (the run's own DataLoader and Preprocessor)."""
@@ -288,38 +284,40 @@ def _savedmodel_test_predictions(project: pathlib.Path, run: str):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)
-def test_end_to_end(project_copy, run_snakemake, shrunk):
+def test_end_to_end(built_template):
+    """The session's full Snakemake run of the shrunken example (``built_template``): every artifact and its content.
+
+    ``test_rerun_matrix`` checks that this run leaves nothing to do, and ``test_report_html``
+    builds its HTML report.
+    """
     import numpy as np
     import pandas as pd
 
-    proc = run_snakemake(project_copy, "--cores", "2", "--resources", "gpu=1", "--nocolor", timeout=3300)
-    if proc.returncode != 0:
-        pytest.fail(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-15000:]}\n{_logs_of(project_copy)}")
-
-    dataset = project_copy / "datasets" / "mnist"
+    project = built_template
+    sizes, epochs = BUILT_SIZES, BUILT_OVERRIDES["epochs"]
+    dataset = project / "datasets" / "mnist"
     for split in ("train", "validation", "test"):
-        assert len(pd.read_csv(dataset / split / "labels.csv")) == shrunk[split]
+        assert len(pd.read_csv(dataset / split / "labels.csv")) == sizes[split]
     test_labels = pd.read_csv(dataset / "test" / "labels.csv").set_index("image name")["label"]
 
-    for run in workflow_config(project_copy)["runs"]:
-        results = project_copy / "results" / run
+    for run in workflow_config(project)["runs"]:
+        results = project / "results" / run
         for name in STAGES:
             for split in stage_splits(name):
                 wildcards = {"run": run, "split": split} if split else {"run": run}
                 for path in stage_outputs(name, **wildcards):
-                    assert (project_copy / path).exists(), f"missing output {path}"
-                assert (project_copy / stage_log(name, run, split)).is_file()
-        assert (project_copy / "state" / run).is_dir(), "training state should live in state/<run>/"
+                    assert (project / path).exists(), f"missing output {path}"
+                assert (project / stage_log(name, run, split)).is_file()
+        assert (project / "state" / run).is_dir(), "training state should live in state/<run>/"
 
         report = json.loads((results / "validate_data" / "report.json").read_text())
         assert report["ok"] is True, report.get("errors")
         for split in ("train", "validation", "test"):
-            assert report["splits"][split]["n"] == shrunk[split]
-            assert report["splits"][split]["read"] == shrunk[split]
+            assert report["splits"][split]["n"] == sizes[split]
+            assert report["splits"][split]["read"] == sizes[split]
 
         history = pd.read_csv(results / "train" / "history.csv")
-        assert len(history) == shrunk["epochs"]
+        assert len(history) == epochs
         assert {"loss", "val_loss"} <= set(history.columns)
         assert np.isfinite(history[["loss", "val_loss"]].to_numpy()).all()
 
@@ -328,7 +326,7 @@ def test_end_to_end(project_copy, run_snakemake, shrunk):
 
         for split in EVAL_SPLITS:
             rows = pd.read_csv(results / "evaluate" / split / "report.csv")
-            assert len(rows) == shrunk[split]
+            assert len(rows) == sizes[split]
             assert {"data_id", "y_true", "y_pred", "pred_class", "confidence", EVAL_FUNC_COLUMN} <= set(rows.columns)
             assert rows["data_id"].map(lambda s: bool(re.fullmatch(r"image_\d+\.jpg", str(s)))).all()
             assert rows["data_id"].is_unique
@@ -343,7 +341,7 @@ def test_end_to_end(project_copy, run_snakemake, shrunk):
         assert set(rows.index) == set(test_labels.index)
         assert (rows["y_true"].astype(int) == test_labels.loc[rows.index]).all()
 
-        probs = _savedmodel_test_predictions(project_copy, run)
+        probs = _savedmodel_test_predictions(project, run)
         assert set(probs) == set(rows.index)
         for data_id, row in rows.iterrows():
             p = probs[data_id]
@@ -357,9 +355,3 @@ def test_end_to_end(project_copy, run_snakemake, shrunk):
             assert math.isclose(row["confidence"], float(np.max(p)), abs_tol=1e-5), data_id
             expected_ce = -math.log(min(max(float(p[int(row["y_true"])]), 1e-7), 1 - 1e-7))
             assert math.isclose(row[EVAL_FUNC_COLUMN], expected_ce, rel_tol=1e-4, abs_tol=1e-4), data_id
-
-    # Nothing is left to do, and the HTML report (with the report() files) builds.
-    dry = run_snakemake(project_copy, "--dry-run", "--cores", "1", "--nocolor", check=True)
-    assert "Nothing to be done" in dry.stdout, dry.stdout
-    run_snakemake(project_copy, "--report", "report.html", "--nocolor", timeout=600, check=True)
-    assert (project_copy / "report.html").stat().st_size > 0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop the cluster of start-local-cluster.sh: cancel its jobs, then end slurmd, slurmctld and
-# munged by their PID files. Idempotent: daemons that are not running are skipped.
+# munged by their PID files, and remove the slurm.conf it wrote. Idempotent: daemons that are not
+# running are skipped.
 set -uo pipefail
 
 RUN_DIR=/run/aimed-slurm
@@ -36,4 +37,11 @@ fi
 stop "$RUN_DIR/slurmd.pid" slurmd
 stop "$RUN_DIR/slurmctld.pid" slurmctld
 stop /run/munge/munged.pid munged
+# With a slurm.conf naming a stopped controller, every `scontrol` waits 10 s for it, and
+# snakemake-executor-plugin-slurm calls `scontrol show config` at each Snakemake start-up (even
+# `snakemake --version`). Without one, scontrol fails at once. start-local-cluster.sh writes it again.
+if head -n 1 /etc/slurm/slurm.conf 2>/dev/null | grep -q '^# Written by .ci/slurm/start-local-cluster.sh'; then
+    rm -f /etc/slurm/slurm.conf
+    say "removed /etc/slurm/slurm.conf"
+fi
 exit 0
