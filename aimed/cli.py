@@ -31,28 +31,37 @@ def _context(args: argparse.Namespace):
     return resolve_run(args.run, args.project_dir)
 
 
-def _validate_data(args):
+def _tf_context(args: argparse.Namespace):
+    """The run's context, then TensorFlow: a config error is reported before TensorFlow's start-up."""
+    from aimed._tensorflow import import_tensorflow
+
     ctx = _context(args)
+    import_tensorflow()
+    return ctx
+
+
+def _validate_data(args):
+    ctx = _tf_context(args)
     _stage("validate_data")(ctx)
 
 
 def _check_preprocessing(args):
-    ctx = _context(args)
+    ctx = _tf_context(args)
     _stage("check_preprocessing")(ctx)
 
 
 def _train(args):
-    ctx = _context(args)
+    ctx = _context(args)  # the stage imports TensorFlow once it holds the run's lock
     _stage("train")(ctx)
 
 
 def _export(args):
-    ctx = _context(args)
+    ctx = _tf_context(args)
     _stage("export")(ctx)
 
 
 def _evaluate(args):
-    ctx = _context(args)
+    ctx = _tf_context(args)
     _stage("evaluate")(ctx, split=args.split, gate=not args.no_gate)
 
 

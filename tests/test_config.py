@@ -491,3 +491,22 @@ def test_help_does_not_import_tensorflow(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY: []" in proc.stdout, proc.stdout
+
+
+def test_stages_import_keras_without_scikit_learn(tmp_path):
+    """A stage's TensorFlow import leaves out Keras' scikit-learn wrappers (seconds of start-up), yet
+    scikit-learn stays importable afterwards; where it is imported first, Keras gets it."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from aimed._tensorflow import import_tensorflow
+        import_tensorflow()
+        import keras
+        assert "keras" in sys.modules and "sklearn" not in sys.modules, sorted(m for m in sys.modules if "sklearn" in m)
+        import sklearn.base
+        print("OK", sklearn.base.BaseEstimator.__name__)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    assert "OK BaseEstimator" in proc.stdout

@@ -1,4 +1,4 @@
-"""DVC on a built project: alternating with Snakemake, versioning (push, clone, pull, checkout), metrics, plots.
+"""DVC on a built project: alternating with Snakemake, training continued for more epochs, versioning (push, clone, pull, checkout), metrics, plots.
 
 The project is ``built_template`` (one full Snakemake run, committed as "run 1"); the tests run
 in order on one copy of it.
@@ -20,7 +20,7 @@ from aimed.dvc import FINGERPRINT_STAGE
 from aimed.pipeline import EVAL_SPLITS
 
 from conftest import git, run_in, update_yaml
-from test_rerun_matrix import FROM_TRAIN, dvc_is_clean, dvc_jobs, jobs, snakemake_jobs, snakemake_plan
+from test_rerun_matrix import FROM_TRAIN, assert_plans, dvc_is_clean, dvc_jobs, jobs, snakemake_jobs, snakemake_plan
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def test_alternating_runners_take_each_others_results(project):
     assert dvc_is_clean(project)
 
 
-def test_versions_push_clone_pull_checkout_metrics_plots(project, tmp_path):
+def test_more_epochs_continue_then_versions_push_clone_pull_checkout_metrics_plots(project, tmp_path):
     git(project, "add", "-A")
     git(project, "commit", "-q", "--allow-empty", "-m", "run 1, evaluated again")
     older = git(project, "rev-parse", "HEAD").strip()
@@ -105,12 +105,25 @@ def test_versions_push_clone_pull_checkout_metrics_plots(project, tmp_path):
     savedmodel = project / "results" / "mnist-tf" / "export" / "savedmodel"
     older_savedmodel = shutil.copytree(savedmodel, tmp_path / "older_savedmodel")
 
-    # A newer version: one more epoch of mnist-tf.
+    # A newer version: one more epoch of mnist-tf, which continues training from its checkpoint.
+    results = project / "results" / "mnist-tf"
+    history_before = (results / "train" / "history.csv").read_text().splitlines()
+    assert len(history_before) == 1 + 2
     update_yaml(project / "runs" / "mnist-tf" / "config.yaml", {"epochs": 3})
+    expected = jobs(["mnist-tf"], *FROM_TRAIN)
+    assert_plans(project, expected)
     proc = run_in(project, "snakemake", "--cores", "2", "--resources", "gpu=1", "--printshellcmds", "--nocolor",
                   timeout=900)
-    assert snakemake_jobs(proc.stdout) == jobs(["mnist-tf"], *FROM_TRAIN)
+    assert snakemake_jobs(proc.stdout) == expected
+    log = (project / "logs" / "mnist-tf" / "train.log").read_text()
+    assert "epoch 3/3" in log, log
+    assert "epoch 1/3" not in log and "epoch 2/3" not in log, f"training restarted instead of resuming:\n{log}"
+    assert json.loads((project / "state" / "mnist-tf" / "train" / "state.json").read_text())["epoch"] == 3
+    history = (results / "train" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 3 and history[:3] == history_before, "the first two epochs were not kept"
+    assert json.loads((results / "train" / "summary.json").read_text())["epochs"] == 3
     assert dvc_is_clean(project)
+    assert snakemake_plan(project) == collections.Counter()
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "run 2: 3 epochs for mnist-tf")
     newer = git(project, "rev-parse", "HEAD").strip()

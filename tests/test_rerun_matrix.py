@@ -5,8 +5,8 @@ in git and DVC). Each test makes one edit and checks that ``snakemake --dry-run`
 ``dvc repro --dry`` plan exactly the expected jobs, as multisets of (rule, run, split); then it
 undoes the edit. The ``fingerprint`` DVC stage (``aimed fingerprint``, no TensorFlow) is
 bookkeeping: it is left out of the comparison, and for a dry run it is run beforehand (a dry run
-cannot run it, and the real stages depend on the files it writes). The last test
-raises ``epochs`` and runs the workflow for real, to see training continue from its checkpoint.
+cannot run it, and the real stages depend on the files it writes). Raising ``epochs`` for real,
+to see training continue from its checkpoint, is part of ``test_dvc``'s versioning test.
 """
 
 from __future__ import annotations
@@ -308,28 +308,3 @@ def test_aimed_trainer_code_reruns_training_on_for_every_run(project):
         append(project / "aimed" / "stages" / "train.py", "\n_CHANGED = 1\n")
         assert_plans(project, jobs(RUNS, *FROM_TRAIN))
         assert "aimed.code: changed" in why(project, "mnist-gen", "train")
-
-
-def test_more_epochs_continue_training_from_the_checkpoint(project):
-    results = project / "results" / "mnist-tf"
-    history_before = (results / "train" / "history.csv").read_text().splitlines()
-    assert len(history_before) == 1 + 2
-    update_yaml(project / "runs" / "mnist-tf" / "config.yaml", {"epochs": 3})
-    expected = jobs(["mnist-tf"], *FROM_TRAIN)
-    assert_plans(project, expected)
-
-    proc = run_in(project, "snakemake", "--cores", "2", "--resources", "gpu=1", "--printshellcmds", "--nocolor",
-                  timeout=900)
-    assert snakemake_jobs(proc.stdout) == expected
-    log = (project / "logs" / "mnist-tf" / "train.log").read_text()
-    assert "epoch 3/3" in log, log
-    assert "epoch 1/3" not in log and "epoch 2/3" not in log, f"training restarted instead of resuming:\n{log}"
-    state = json.loads((project / "state" / "mnist-tf" / "train" / "state.json").read_text())
-    assert state["epoch"] == 3
-    history = (results / "train" / "history.csv").read_text().splitlines()
-    assert len(history) == 1 + 3 and history[:3] == history_before, "the first two epochs were not kept"
-    assert json.loads((results / "train" / "summary.json").read_text())["epochs"] == 3
-
-    # Both runners agree that everything is up to date again.
-    assert snakemake_plan(project) == collections.Counter()
-    assert dvc_is_clean(project)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from aimed import __version__
 from aimed._io import atomic_write_bytes, atomic_write_json, staged_dir
+from aimed._tensorflow import import_tensorflow
 from aimed.data import batched_split, split_batch, take
 from aimed.errors import ConfigError, StageFailed
 from aimed.fingerprint import hash_value
@@ -222,6 +223,7 @@ def run(ctx: RunContext) -> Dict[str, Any]:
 
 
 def _strategy(ctx: RunContext) -> Any:
+    import_tensorflow()
     configure_determinism(ctx.config.deterministic)
     strategy = make_strategy(ctx.config.distribution, ctx.config.source)
     log.info("training %s with %s on %d replica(s)", ctx.name, type(strategy).__name__, strategy.num_replicas_in_sync)
