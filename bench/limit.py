@@ -8,7 +8,7 @@ sample; a training step costs about 3x forward (forward, gradients of the activa
 the weights); validation is forward only. Figures:
 
 - bare Keras, compute-bound: the same MLP fitted (batch 32 as in the example config, and 128;
-  no validation) on images already in memory (``DataLoaderInMemory``, 20,000 images), this
+  no validation) on images already in memory (``DataLoaderInMemory``, 10,000 images), this
   benchmark's own measurement;
 - bare Keras and aimed on the tf.data example: the per-epoch medians of benchmark 1 (20,000
   training + 2,000 validation images per epoch), when it ran in the same ``make bench``.
@@ -24,7 +24,7 @@ import time
 
 from bench import common
 
-FULL = dict(matrices=(1024, 2048, 4096), repeats=5, epochs=6, sizes=common.SIZES_20K)
+FULL = dict(matrices=(1024, 2048, 4096), repeats=5, epochs=6, sizes=common.SIZES_10K)
 QUICK = dict(matrices=(512, 1024), repeats=2, epochs=3, sizes=common.SIZES_QUICK)
 TRAIN_FLOPS = 3 * common.MLP_FORWARD_FLOPS
 BATCHES = (32, 128)

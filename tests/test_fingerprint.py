@@ -194,6 +194,18 @@ def test_an_added_image_changes_every_stage(project):
     assert changed_jobs(before, fingerprints(project)) == ALL_JOBS
 
 
+def test_a_fingerprint_lists_the_dataset_once(project, monkeypatch):
+    """evaluate's fingerprint covers four upstream stages that read the data; the dataset is listed once."""
+    import aimed.provenance
+
+    listed = []
+    real = aimed.provenance.folder_manifest
+    monkeypatch.setattr(aimed.provenance, "folder_manifest", lambda *a, **k: listed.append(a[0]) or real(*a, **k))
+    config = load_config(project / "runs" / "mnist-tf" / "config.yaml")
+    fingerprint(config, project, "evaluate", "test")
+    assert listed == [(project / "datasets" / "mnist").resolve()]
+
+
 # ----------------------------------------------------------------------------- explanations and files
 
 

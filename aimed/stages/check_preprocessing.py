@@ -8,7 +8,7 @@ dtypes the compiled model accepts, that every value is finite, that ``n_iter`` b
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -37,8 +37,13 @@ def _fits(actual: List[Any], expected: List[Any]) -> bool:
     return len(actual) == len(expected) and all(e is None or a == e for a, e in zip(actual, expected))
 
 
-def check_batches(split: str, batches: Any, n: int, n_iter: int, batch_size: int, model: Any) -> Dict[str, Any]:
-    """Check the first batches of a split against the model; return the split's report."""
+def check_batches(split: str, batches: Any, n: int, n_iter: int, batch_size: int,
+                  model: Any) -> Tuple[Dict[str, Any], Optional[tuple]]:
+    """Check the first batches of a split against the model; return the split's report and its first ``(x, y)``.
+
+    The first batch is kept for the sample grid: pulling it again would fill a loader's shuffle
+    buffer (often the whole split, decoded) a second time.
+    """
     problems: List[str] = []
     expected_iter = math.ceil(n / batch_size)
     if n_iter != expected_iter:
@@ -48,8 +53,11 @@ def check_batches(split: str, batches: Any, n: int, n_iter: int, batch_size: int
     input_shape = list(model.inputs[0].shape)
     output_shape = list(model.outputs[0].shape)
     seen = []
+    first = None
     for index, batch in enumerate(take(batches, min(BATCHES_CHECKED, n_iter))):
         x, y, w = split_batch(batch)
+        if first is None:
+            first = (x, y)
         where = f"{split} batch {index}"
         size = len(x)
         if not 0 < size <= batch_size:
@@ -84,13 +92,13 @@ def check_batches(split: str, batches: Any, n: int, n_iter: int, batch_size: int
                            "max": float(np.max(x)) if np.size(x) else None},
                      "y": {"shape": y_shape, "dtype": str(np.asarray(y).dtype)},
                      "weight": None if w is None else {"shape": _shape(w), "dtype": str(np.asarray(w).dtype)}})
-    return {"n": n, "n_iter": n_iter, "batches": seen, "problems": problems}
+    return {"n": n, "n_iter": n_iter, "batches": seen, "problems": problems}, first
 
 
-def _sample_images(batches: Any) -> tuple:
+def _sample_images(batch: Optional[tuple]) -> tuple:
     images, titles = [], []
-    for batch in take(batches, 1):
-        x, y, _ = split_batch(batch)
+    if batch is not None:
+        x, y = batch
         for xi, yi in list(zip(x, y))[:SAMPLES_SHOWN]:
             images.append(xi)
             titles.append(f"y={np.asarray(yi).tolist() if np.size(yi) <= 3 else np.argmax(yi)}")
@@ -103,16 +111,17 @@ def run(ctx: RunContext) -> Dict[str, Any]:
     model = ctx.model_builder().get_compiled_model()
     loader, augmentor, preprocessor = ctx.data_loader(), ctx.augmentor(), ctx.preprocessor()
     report: Dict[str, Any] = {"model": _model_signature(model), "batch_size": config.batch_size, "splits": {}}
+    first_batches = {}
     for split in ("train", "validation"):
         batches, n, n_iter = batched_split(loader, augmentor, preprocessor, split)
-        report["splits"][split] = check_batches(split, batches, n, n_iter, config.batch_size, model)
+        report["splits"][split], first_batches[split] = check_batches(split, batches, n, n_iter, config.batch_size,
+                                                                      model)
     problems = [p for s in report["splits"].values() for p in s["problems"]]
     report["ok"] = not problems
     with staged_dir(ctx.stage_dir("check-preprocessing")) as out:
         atomic_write_json(out / "report.json", report)
         ctx.record_fingerprint("check-preprocessing", out)
-        batches, _, _ = batched_split(loader, augmentor, preprocessor, "train")
-        images, titles = _sample_images(batches)
+        images, titles = _sample_images(first_batches["train"])
         save_image_grid(out / "samples.png", images, titles, config.input_height, config.input_width)
     if problems:
         raise StageFailed(
