@@ -18,7 +18,7 @@ dvc.yaml, both with their output present.
 
 SLURM: snakemake-executor-plugin-slurm (installed with aimed's dev extra) runs ``scontrol show
 config`` whenever Snakemake starts, with a 10 s timeout. On a machine with the SLURM client
-but no reachable controller (this one) that adds ~9 s to every Snakemake command, including
+but no reachable controller that adds ~9 s to every Snakemake command, including
 ``--version``. The timed commands therefore run with a stand-in ``scontrol`` that fails at
 once (``bench/.cache/no-slurm/`` first on PATH), so the figures show the workflow, not the
 timeout; ``snakemake --version`` with the real ``scontrol`` is shown for reference. Sub-linear: the no-op time grows by less than the
