@@ -355,6 +355,28 @@ def test_eval_function_decides_on_the_first_batch_of_two_or_more():
         eval_functions(FuncsEvaluator({"not callable": 1.0}))
 
 
+def test_a_function_left_per_sample_is_a_warning_with_its_cost_and_the_way_out(caplog):
+    y_pred = np.full((4, 3), 1 / 3, dtype=np.float32)
+    y_true = np.zeros(4, dtype=np.int64)
+    cases = {
+        "mean": (lambda t, p: float(np.mean(p)), "did not return one value per sample"),
+        "single only": (lambda t, p: float(p[int(t)]), "raised TypeError"),
+        "relative": (lambda t, p: np.max(p, axis=-1) / np.sum(p), "gave values other than its per-sample results"),
+    }
+    with caplog.at_level(logging.INFO, logger="aimed.evaluation.funcs"):
+        for name, (func, why) in cases.items():
+            caplog.clear()
+            EvalFunction(name, func)(y_true, y_pred)
+            (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+            message = record.getMessage()
+            assert f"eval function '{name}' runs per sample" in message and "ms a call" in message
+            assert f"called on a batch of 4 it {why}" in message, message
+            assert "@aimed.evaluation.funcs.batched" in message
+        caplog.clear()
+        EvalFunction("capable", batch_capable_ce)(y_true, y_pred)
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 @pytest.mark.parametrize("eval_batch_size", EVAL_BATCH_SIZES)
 @pytest.mark.parametrize("run", RUNS)
 def test_batched_and_per_sample_reports_are_identical(run, eval_batch_size, contexts, model, tmp_path):

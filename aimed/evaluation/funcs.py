@@ -12,6 +12,7 @@ called on batches.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable, Dict
 
 import numpy as np
@@ -69,17 +70,27 @@ class EvalFunction:
             # for a batch of one too: only a batch of two or more tells the two apart.
             return per_sample(self.func, y_true, y_pred)
         checked = min(len(y_true), CHECK_SAMPLES)
+        started = time.perf_counter()
         reference = per_sample(self.func, y_true[:checked], y_pred[:checked])
+        seconds_per_call = (time.perf_counter() - started) / checked
         try:
             values = _batch_call(self.func, y_true, y_pred)
-        except Exception:  # user function that only takes single samples
-            values = None
+            problem = "did not return one value per sample" if values is None else None
+        except Exception as exc:  # user function that only takes single samples
+            values, problem = None, f"raised {type(exc).__name__}"
         same = values is not None and np.allclose(values[:checked], reference, rtol=RELATIVE_TOLERANCE, atol=0,
                                                   equal_nan=True)
         self.mode = "batched" if same else "per_sample"
-        log.info("eval function '%s' runs %s", self.name, self.mode.replace("_", "-"))
         if same:
+            log.info("eval function '%s' runs batched", self.name)
             return values
+        log.warning(
+            "eval function '%s' runs per sample, %.2f ms a call (%.0f s per 10,000 samples): called on a batch of %d "
+            "it %s. A Keras Loss object averages the batch; to run batched, return one value per sample (for example "
+            "from a Loss with reduction=None) and mark the function @aimed.evaluation.funcs.batched.",
+            self.name, seconds_per_call * 1e3, seconds_per_call * 1e4, len(y_true),
+            problem or "gave values other than its per-sample results",
+        )
         return np.concatenate([reference, per_sample(self.func, y_true[checked:], y_pred[checked:])])
 
 
