@@ -284,8 +284,9 @@ def _savedmodel_test_predictions(project: pathlib.Path, run: str):
 
 
 @pytest.mark.slow
-def test_end_to_end(built_template):
-    """The session's full Snakemake run of the shrunken example (``built_template``): every artifact and its content.
+def test_end_to_end(built_project):
+    """The session's full Snakemake run of the shrunken example (a copy of ``built_template``): every artifact
+    and its content.
 
     ``test_rerun_matrix`` checks that this run leaves nothing to do, and ``test_report_html``
     builds its HTML report.
@@ -293,7 +294,7 @@ def test_end_to_end(built_template):
     import numpy as np
     import pandas as pd
 
-    project = built_template
+    project = built_project  # a copy: loading the run's components here writes bytecode beside them
     sizes, epochs = BUILT_SIZES, BUILT_OVERRIDES["epochs"]
     dataset = project / "datasets" / "mnist"
     for split in ("train", "validation", "test"):
