@@ -23,8 +23,10 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1
 
+# Two pytest-xdist workers, each given whole test files (their module fixtures are built once).
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf results state logs datasets .snakemake mlflow.db

@@ -7,12 +7,14 @@ MLflow tracking URI), so tests always exercise the configs that users run.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
-from typing import Any, Callable, Dict, Mapping
+from typing import Any, Callable, Dict, Iterator, Mapping
 
 import pytest
 import yaml
@@ -41,6 +43,19 @@ def pytest_configure(config: pytest.Config) -> None:
     path = os.environ.get("PATH", "")
     if path.split(os.pathsep)[0] != bin_dir:
         os.environ["PATH"] = os.pathsep.join(p for p in (bin_dir, path) if p)
+
+
+#: The test files that take minutes, longest first. ``make test`` hands whole files to two
+#: pytest-xdist workers in collection order; starting with these keeps a worker from ending
+#: alone on a long file. (test_slurm.py and test_workflow.py go to different workers first:
+#: the first waits on SLURM, the second builds the shared ``built_template``.)
+LONGEST_FILES = ("test_slurm.py", "test_workflow.py", "test_resume.py", "test_template.py", "test_mlflow_server.py",
+                 "test_dvc.py", "test_export.py", "test_report_html.py", "test_rerun_matrix.py", "test_evaluate.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 def deep_update(base: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
@@ -130,6 +145,34 @@ def run_snakemake() -> Callable[..., subprocess.CompletedProcess]:
     return run
 
 
+# ----------------------------------------------------------------------------- templates shared by workers
+
+
+@contextlib.contextmanager
+def shared_template(tmp_path_factory, name: str) -> Iterator[tuple]:
+    """``with shared_template(f, name) as (project, missing):`` build ``project`` only if ``missing``.
+
+    A session template is built once per test run, also under pytest-xdist (``make test`` runs
+    two workers): the first worker that needs it builds it while holding a file lock, and the
+    others wait, then reuse it. It is built where it stays (its configs hold absolute paths), and
+    a marker written after a successful build tells the others that it is complete.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.getbasetemp().parent  # pytest-N: this run's, shared by its workers
+    else:
+        root = tmp_path_factory.getbasetemp()
+    project, built = root / name / "project", root / name / "built"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if built.is_file():
+            yield project, False
+            return
+        shutil.rmtree(project.parent, ignore_errors=True)  # what a failed build left behind
+        project.parent.mkdir(parents=True)
+        yield project, True
+        built.touch()
+
+
 # ----------------------------------------------------------------------------- training projects
 
 #: Overrides of every run config in ``train_project``: a few seconds per training run.
@@ -160,7 +203,14 @@ def train_template(tmp_path_factory) -> pathlib.Path:
 
     ``train_project`` copies it; the copies share nothing, so each test owns its state and results.
     """
-    project = copy_project(tmp_path_factory.mktemp("train_template") / "project")
+    with shared_template(tmp_path_factory, "train_template") as (project, missing):
+        if missing:
+            _build_train_template(project)
+    return project
+
+
+def _build_train_template(project: pathlib.Path) -> None:
+    copy_project(project)
     shrink_project(project, project / "mlflow.db")
     for run_config in sorted((project / "runs").glob("*/config.yaml")):
         update_yaml(run_config, TRAIN_OVERRIDES)
@@ -172,7 +222,6 @@ def train_template(tmp_path_factory) -> pathlib.Path:
         out, _ = job.communicate(timeout=180)
         if job.returncode != 0:
             pytest.fail(f"aimed validate-data {run} failed in the training template:\n{out[-10000:]}")
-    return project
 
 
 @pytest.fixture
@@ -261,7 +310,14 @@ def built_template(tmp_path_factory) -> pathlib.Path:
     Commits: "project" (the sources), then "run 1" (dvc.yaml, dvc.lock after the run). Never
     modified: ``built_project`` copies it.
     """
-    project = copy_project(tmp_path_factory.mktemp("built_template") / "project")
+    with shared_template(tmp_path_factory, "built_template") as (project, missing):
+        if missing:
+            _build_built_template(project)
+    return project
+
+
+def _build_built_template(project: pathlib.Path) -> None:
+    copy_project(project)
     shutil.copytree(REPO_ROOT / "aimed", project / "aimed", ignore=_COPY_IGNORE)
     shutil.copy2(REPO_ROOT / ".gitignore", project / ".gitignore")
     update_yaml(project / "config" / "config.yaml",
@@ -278,7 +334,6 @@ def built_template(tmp_path_factory) -> pathlib.Path:
     run_in(project, "snakemake", "--cores", "2", "--resources", "gpu=1", "--nocolor", timeout=1200)
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "run 1")
-    return project
 
 
 @pytest.fixture(scope="module")
