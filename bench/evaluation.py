@@ -10,7 +10,7 @@ losses (``keras.losses.sparse_categorical_crossentropy``, ``categorical_crossent
 - aimed: ``aimed.stages.evaluate.evaluate_split`` on the same model, loader, preprocessor and
   functions: it regroups the preprocessor's batches into evaluation batches of 1,024 rows and
   makes one compiled call per batch for the predictions, the loss and the metrics; it checks
-  each function on the first batch (per sample on its first 32 samples, and batched, within
+  each function on the first batch (per sample on 8 samples spread over it, and batched, within
   1e-6 relative), then calls it once per batch; it also writes the report, the compiled loss
   and metrics, the confusion matrix and the worst samples.
 

@@ -355,6 +355,40 @@ def test_eval_function_decides_on_the_first_batch_of_two_or_more():
         eval_functions(FuncsEvaluator({"not callable": 1.0}))
 
 
+def test_the_check_spans_the_batch_and_a_refused_batch_keeps_row_order():
+    """A batch form that is wrong only past the first rows is caught: the checked samples run from
+    the first to the last. The per-sample values then come back in row order."""
+    n = 1000
+    y_true, y_pred = np.arange(n, dtype=np.float64), np.zeros((n, 2), dtype=np.float32)
+
+    def wrong_late(t, p):  # per sample: t; on a batch: right for its first 100 rows only
+        values = np.array(t, dtype=np.float64)
+        if values.ndim:
+            values[100:] = -1.0
+        return values
+
+    func = EvalFunction("late", wrong_late)
+    np.testing.assert_array_equal(func(y_true, y_pred), y_true)
+    assert func.mode == "per_sample"
+    np.testing.assert_array_equal(func(y_true[:7], y_pred[:7]), y_true[:7])
+
+
+def test_report_csv_lines_are_those_of_the_csv_module():
+    from aimed.evaluation.report import csv_lines
+
+    columns = [["a", "b,c", 'say "hi"', "two\nlines", "", " lead"],
+               ["[0.1, 0.2]", "[1]", "", "x", "z", "w"],
+               ["1", "2", "3", "4", "6", "7"]]
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\n").writerows(zip(*columns))
+    assert csv_lines(columns) == expected.getvalue()
+    # A carriage return is quoted too (csv.writer leaves it bare when lines end in "\n"), so it reads back.
+    columns[0].append("cr\r")
+    columns[1].append("y")
+    columns[2].append("5")
+    assert list(csv.reader(io.StringIO(csv_lines(columns), newline=""))) == [list(row) for row in zip(*columns)]
+
+
 def test_a_function_left_per_sample_is_a_warning_with_its_cost_and_the_way_out(caplog):
     y_pred = np.full((4, 3), 1 / 3, dtype=np.float32)
     y_true = np.zeros(4, dtype=np.int64)
