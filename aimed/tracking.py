@@ -88,7 +88,8 @@ class Tracker:
 
             client = self._connect()
             if run_id:
-                client.get_run(run_id)
+                if client.get_run(run_id).info.status != "RUNNING":  # resumed after a failure or a finished fit
+                    client.update_run(run_id, status="RUNNING")
                 self.run_id = run_id
             else:
                 run = client.create_run(self._experiment_id(), run_name=run_name,
@@ -170,6 +171,24 @@ class Tracker:
     def finish(self, status: str = "FINISHED") -> None:
         if self.run_id is not None:
             self._guard("closing the run", lambda: self._connect().set_terminated(self.run_id, status))
+
+
+def open_state_run(tracker: Tracker, state: Any, run_name: str, params: Dict[str, str],
+                   tags: Dict[str, str]) -> Optional[str]:
+    """Open the MLflow run a training state records, or a new one, and record it in the state.
+
+    A run id is only valid on the server that issued it, so the state keeps the tracking URI
+    too: after ``mlflow.tracking_uri`` changes, a new run is created on the new server (the
+    caller then logs the whole history into it) instead of failing on an unknown id forever.
+    """
+    recorded = {"mlflow_run_id": state.data.get("mlflow_run_id"),
+                "mlflow_tracking_uri": state.data.get("mlflow_tracking_uri", tracker.uri)}
+    same_server = recorded["mlflow_tracking_uri"] == tracker.uri
+    run_id = tracker.open(recorded["mlflow_run_id"] if same_server else None, run_name, params, tags)
+    current = {"mlflow_run_id": run_id, "mlflow_tracking_uri": tracker.uri}
+    if run_id is not None and current != {k: state.data.get(k) for k in current}:
+        state.update(current)
+    return run_id
 
 
 def run_tracker(config: Any, project_dir: pathlib.Path) -> Tracker:

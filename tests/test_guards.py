@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
-from conftest import check_aimed, run_aimed
+from conftest import check_aimed, run_aimed, update_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -44,10 +46,11 @@ def read_state(project) -> dict:
     return json.loads((project / "state" / RUN / "train" / "state.json").read_text())
 
 
-def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(train_project, shrunk):
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(train_project, shrunk, tmp_path):
     steps_per_epoch = shrunk["train"] // 16  # batch_size 16 in the training template
     project = train_project({"model_builder_class": "models.LearningRateBombModelBuilder",
-                             "model_builder": {"learning_rate": 1e12, "bomb_after_steps": steps_per_epoch}})
+                             "model_builder": {"learning_rate": 1e12, "bomb_after_steps": steps_per_epoch},
+                             "mlflow": {"enabled": True, "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}})
     with (project / "src" / "models.py").open("a") as f:
         f.write(BOMB_BUILDER)
 
@@ -64,6 +67,13 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(train_projec
         assert all(np.isfinite(saved[k]).all() for k in saved.files if saved[k].dtype.kind == "f")
     assert not (project / "results" / RUN / "train").exists()
     assert not (project / "state" / RUN / "train.lock").exists()
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.get_run(state["mlflow_run_id"])
+    assert run.info.status == "FAILED"
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == [1]
 
 
 def dead_pid() -> int:
@@ -120,3 +130,42 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_and_exports(train_project)
     assert (export / "savedmodel" / "saved_model.pb").is_file() and (export / "model.keras").is_file()
     assert "logical_cpus: 2" in (export / "config.yaml").read_text()
     assert os.listdir(project / "state" / RUN / "train")
+
+
+def run_on_a_terminal(project, *args: str, timeout: float = 180) -> str:
+    """``aimed *args`` with its stdout on a pseudo-terminal; everything it printed there."""
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(["aimed", *args], cwd=project, stdout=terminal, stderr=subprocess.PIPE)
+    os.close(terminal)
+    chunks = []
+
+    def drain():  # a full pty buffer would block the process
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the process closed its end
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    _, stderr = proc.communicate(timeout=timeout)
+    reader.join(timeout=10)
+    os.close(controller)
+    assert proc.returncode == 0, stderr.decode()[-3000:]
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_and_one_line_per_epoch_in_a_log(train_project):
+    project = train_project({"epochs": 1})
+    shown = run_on_a_terminal(project, "train", RUN)
+    print(f"\n{shown[-300:]}")
+    assert "━━━" in shown and "/step - loss: " in shown and "val_loss: " in shown, shown[-3000:]
+    assert "epoch 1/1:" not in shown  # aimed's own line is for logs only
+
+    update_yaml(project / "runs" / RUN / "config.yaml", {"epochs": 2})
+    logged = check_aimed(project, "train", RUN).stdout
+    assert [line.split(":")[0] for line in logged.splitlines() if line.startswith("epoch ")] == ["epoch 2/2"]
+    assert "━" not in logged and "/step" not in logged

@@ -231,13 +231,38 @@ def test_killed_and_resumed_run_is_one_mlflow_run(mlflow_servers, train_project,
     assert runs[0].info.status == "FINISHED"
     first_id = runs[0].info.run_id
 
+    # More epochs continue the same MLflow run, although a logged param (epochs) changed:
+    # MLflow refuses to change a param, so the old library crashed here.
+    update_yaml(project / "runs" / RUN / "config.yaml", {"epochs": 5})
+    check_aimed(project, "train", RUN)
+    assert [r.info.run_id for r in experiment_runs(server, "resumed")] == [first_id]
+    assert metric_steps(server, first_id, keys) == {k: [1, 2, 3, 4, 5] for k in keys}
+    continued = client(server).get_run(first_id)
+    assert continued.info.status == "FINISHED" and continued.data.tags["aimed.epochs"] == "5"
+
     update_yaml(project / "runs" / RUN / "config.yaml", {"model_builder": {"dropout_rate": 0.3}})
     check_aimed(project, "train", RUN)
     new_id = state(project)["mlflow_run_id"]
     assert new_id != first_id, "a new training config must start a new MLflow run"
     assert sorted(r.info.run_id for r in experiment_runs(server, "resumed")) == sorted([first_id, new_id])
-    assert metric_steps(server, first_id, keys) == {k: [1, 2, 3, 4] for k in keys}
-    assert metric_steps(server, new_id, keys) == {k: [1, 2, 3, 4] for k in keys}
+    assert metric_steps(server, first_id, keys) == {k: [1, 2, 3, 4, 5] for k in keys}
+    assert metric_steps(server, new_id, keys) == {k: [1, 2, 3, 4, 5] for k in keys}
+
+    # Another tracking server: the state's run id means nothing there, so the trained history
+    # goes into a new run on it (the mlflow section is not part of the training config).
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    update_yaml(project / "runs" / RUN / "config.yaml", {"mlflow": {"tracking_uri": other}})
+    check_aimed(project, "train", RUN)
+    moved = state(project)
+    assert moved["mlflow_tracking_uri"] == other and moved["epoch"] == 5
+    from mlflow.tracking import MlflowClient
+
+    other_client = MlflowClient(tracking_uri=other)
+    other_runs = other_client.search_runs([other_client.get_experiment_by_name("resumed").experiment_id])
+    assert [r.info.run_id for r in other_runs] == [moved["mlflow_run_id"]]
+    assert {k: sorted(m.step for m in other_client.get_metric_history(moved["mlflow_run_id"], k)) for k in keys} \
+        == {k: [1, 2, 3, 4, 5] for k in keys}
+    check_aimed(project, "sync-mlflow", RUN)  # the recorded run is found on the new server
 
 
 @pytest.mark.mlflow_server

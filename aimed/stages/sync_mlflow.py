@@ -12,7 +12,7 @@ from typing import Any, Dict
 from aimed import __version__
 from aimed.errors import StageFailed
 from aimed.run import RunContext
-from aimed.tracking import flatten, run_tracker
+from aimed.tracking import flatten, open_state_run, run_tracker
 from aimed.training.state import TrainState, train_lock
 
 
@@ -30,12 +30,10 @@ def _sync(ctx: RunContext) -> Dict[str, Any]:
     tracker = run_tracker(ctx.config, ctx.project_dir)
     if not tracker.enabled:
         raise StageFailed(f"{ctx.config.source}: mlflow.enabled is false, so there is nothing to sync.")
-    run_id = tracker.open(state.data.get("mlflow_run_id"), ctx.name, flatten(ctx.config.to_dict()),
-                          {"aimed.run": ctx.name, "aimed.version": __version__})
+    run_id = open_state_run(tracker, state, ctx.name, flatten(ctx.config.to_dict()),
+                            {"aimed.run": ctx.name, "aimed.version": __version__})
     if run_id is None:
         raise StageFailed(f"MLflow at {tracker.uri} is still unreachable; start the server and run this again.")
-    if run_id != state.data.get("mlflow_run_id"):
-        state.set("mlflow_run_id", run_id)
     tracker.log_epochs(state.history)
     tracker.log_artifacts([ctx.stage_dir("train") / "history.csv", ctx.config_path])
     export = ctx.stage_dir("export")

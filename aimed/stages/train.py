@@ -29,7 +29,7 @@ from aimed.errors import ConfigError, StageFailed
 from aimed.fingerprint import hash_value
 from aimed.provenance import explain, fingerprint_parts
 from aimed.run import RunContext
-from aimed.tracking import flatten, run_tracker
+from aimed.tracking import flatten, open_state_run, run_tracker
 from aimed.training.distribution import is_chief, make_strategy
 from aimed.training.input_pipeline import EpochCache, FitSources, seed_everything
 from aimed.training.state import TrainState, archive, train_lock
@@ -254,10 +254,8 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
 
     tracker = run_tracker(config, ctx.project_dir) if chief else None
     if tracker is not None:
-        run_id = tracker.open(state.data.get("mlflow_run_id"), ctx.name, flatten(config.to_dict()),
-                              {"aimed.run": ctx.name, "aimed.version": __version__, "aimed.epochs": str(config.epochs)})
-        if run_id and run_id != state.data.get("mlflow_run_id"):
-            state.set("mlflow_run_id", run_id)
+        open_state_run(tracker, state, ctx.name, flatten(config.to_dict()),
+                       {"aimed.run": ctx.name, "aimed.version": __version__, "aimed.epochs": str(config.epochs)})
         tracker.log_epochs(state.history)
     tensorboard = TensorBoardLog(ctx.state_dir / "tensorboard") if chief else None
     if tensorboard is not None:
@@ -285,24 +283,29 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
             print(f"epoch {state.epoch}/{config.epochs}: " + ", ".join(f"{k}={v:.5g}" for k, v in logs.items()), flush=True)
 
     user_callbacks = list(builder.get_callbacks() or [])
-    while state.epoch < config.epochs and not model.stop_training:
-        epochs = range(state.epoch, min(state.epoch + EPOCHS_PER_FIT, config.epochs))
-        sources = FitSources(build, epochs, config.seed, caches, config.deterministic)
-        # Validation runs in the first epoch-end callback, so later callbacks see the val_ metrics
-        # as they do with fit's own validation_data.
-        callbacks = ([_validator(model, sources), _nan_guard()] + user_callbacks
-                     + [_epoch_committer(end_epoch)])
-        model.fit(
-            sources.train, steps_per_epoch=sources.steps["train"], initial_epoch=epochs.start, epochs=epochs.stop,
-            callbacks=callbacks, verbose=1 if verbose == 1 else 0, shuffle=False,
-            class_weight=builder.get_class_weight(),
-        )
+    try:
+        while state.epoch < config.epochs and not model.stop_training:
+            epochs = range(state.epoch, min(state.epoch + EPOCHS_PER_FIT, config.epochs))
+            sources = FitSources(build, epochs, config.seed, caches, config.deterministic)
+            # Validation runs in the first epoch-end callback, so later callbacks see the val_ metrics
+            # as they do with fit's own validation_data.
+            callbacks = ([_validator(model, sources), _nan_guard()] + user_callbacks
+                         + [_epoch_committer(end_epoch)])
+            model.fit(
+                sources.train, steps_per_epoch=sources.steps["train"], initial_epoch=epochs.start, epochs=epochs.stop,
+                callbacks=callbacks, verbose=1 if verbose == 1 else 0, shuffle=False,
+                class_weight=builder.get_class_weight(),
+            )
 
-    if state.data.get("best") is None:
-        raise StageFailed(
-            f"no epoch of run '{ctx.name}' has a finite '{metric}'; there is no best epoch to export. "
-            f"Check the history in {state.folder / 'state.json'}."
-        )
+        if state.data.get("best") is None:
+            raise StageFailed(
+                f"no epoch of run '{ctx.name}' has a finite '{metric}'; there is no best epoch to export. "
+                f"Check the history in {state.folder / 'state.json'}."
+            )
+    except BaseException as exc:
+        if tracker is not None:  # a resumed job sets the run RUNNING again
+            tracker.finish("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
     if not chief:
         return {"epochs": state.epoch, "best": state.data["best"]}
     summary = _publish(ctx, model, state)

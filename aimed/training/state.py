@@ -107,8 +107,8 @@ class TrainState:
                 old.unlink()
         self.data = new
 
-    def set(self, key: str, value: Any) -> None:
-        self.data[key] = value
+    def update(self, values: Dict[str, Any]) -> None:
+        self.data.update(values)
         if self.writable:
             atomic_write_json(self.folder / STATE_FILE, self.data)
 
