@@ -6,12 +6,14 @@ import json
 import math
 import pathlib
 import re
+import shutil
+import sys
 
 import pytest
 import yaml
 
 from aimed.pipeline import EVAL_SPLITS, STAGES, stage_outputs
-from conftest import BUILT_OVERRIDES, BUILT_SIZES
+from conftest import BUILT_OVERRIDES, BUILT_SIZES, git, run_in
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 RULES_DIR = REPO_ROOT / "workflow" / "rules"
@@ -283,6 +285,44 @@ def _savedmodel_test_predictions(project: pathlib.Path, run: str):
     return dict(zip(ids, probs))
 
 
+def _check_model_card(project: pathlib.Path, run: str, history, data_fingerprint: str) -> None:
+    """The export's model card describes the best epoch of ``history`` by the run's export metric,
+    the validated data, the software and the commit the run was made from."""
+    import keras
+    import tensorflow as tf
+
+    import aimed
+
+    results = project / "results" / run
+    card = json.loads((results / "export" / "model_card.json").read_text())
+    export = yaml.safe_load((project / "runs" / run / "config.yaml").read_text())["export"]
+    metric, mode = export["metric"], export["mode"]
+    best = history[metric].idxmin() if mode == "min" else history[metric].idxmax()
+    best_row = history.loc[best]
+
+    assert card["run"] == run
+    assert card["best_epoch"] == int(best_row["epoch"])
+    assert card["export_metric"] == {"name": metric, "mode": mode, "value": pytest.approx(best_row[metric])}
+    assert card["metrics"] == pytest.approx(best_row.drop("epoch").to_dict())
+    assert card["epochs_trained"] == len(history) == BUILT_OVERRIDES["epochs"]
+    assert card["data_fingerprint"] == data_fingerprint
+    assert json.loads((results / "validate_data" / "manifest.json").read_text())["fingerprint"] == data_fingerprint
+    assert card["signature"] == {"input": {"name": "image", "shape": [None, 28 * 28], "dtype": "float32"},
+                                 "output": {"name": "output_0", "shape": [None, 10]}}
+    assert card["versions"] == {"aimed": aimed.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+    # built_template ran the workflow on its commit "project", then committed the results as "run 1".
+    assert card["git_commit"] == git(project, "rev-parse", "HEAD~1").strip()
+    assert git(project, "log", "-1", "--format=%s", card["git_commit"]).strip() == "project"
+    train_summary = json.loads((results / "train" / "summary.json").read_text())
+    assert train_summary["best"]["epoch"] == card["best_epoch"]
+    assert card["mlflow_run_id"] == train_summary.get("mlflow_run_id")
+
+    exported_config = yaml.safe_load((results / "export" / "config.yaml").read_text())
+    assert exported_config["export"] == export
+    assert {k: exported_config[k] for k in ("epochs", "batch_size")} == {
+        k: BUILT_OVERRIDES[k] for k in ("epochs", "batch_size")}
+
+
 @pytest.mark.slow
 def test_end_to_end(built_project):
     """The session's full Snakemake run of the shrunken example (a copy of ``built_template``): every artifact
@@ -323,7 +363,7 @@ def test_end_to_end(built_project):
         assert np.isfinite(history[["loss", "val_loss"]].to_numpy()).all()
 
         assert (results / "export" / "savedmodel" / "saved_model.pb").is_file()
-        assert isinstance(json.loads((results / "export" / "model_card.json").read_text()), dict)
+        _check_model_card(project, run, history, report["data_fingerprint"])
 
         for split in EVAL_SPLITS:
             rows = pd.read_csv(results / "evaluate" / split / "report.csv")
@@ -356,3 +396,57 @@ def test_end_to_end(built_project):
             assert math.isclose(row["confidence"], float(np.max(p)), abs_tol=1e-5), data_id
             expected_ce = -math.log(min(max(float(p[int(row["y_true"])]), 1e-7), 1 - 1e-7))
             assert math.isclose(row[EVAL_FUNC_COLUMN], expected_ce, rel_tol=1e-4, abs_tol=1e-4), data_id
+
+
+# ----------------------------------------------------------------------------- a broken dataset
+
+BROKEN_IMAGE = "datasets/mnist/test/image_3.jpg"  # in the test split, which no stage before evaluate reads
+AFTER_VALIDATION = ("check-preprocessing", "train", "export", "evaluate")
+
+
+@pytest.fixture(scope="module")
+def broken_dataset_run(train_template, tmp_path_factory):
+    """``(project, snakemake process)``: a copy of the training template whose dataset has a corrupt
+    JPEG, after one ``snakemake`` run from no results."""
+    project = tmp_path_factory.mktemp("broken_dataset") / "project"
+    shutil.copytree(train_template, project, symlinks=True)
+    shutil.rmtree(project / "results")  # the template's own validations, made before the JPEG broke
+    (project / BROKEN_IMAGE).write_bytes(b"this is not a JPEG" * 20)
+    proc = run_in(project, sys.executable, "-m", "snakemake", "--cores", "1", "--resources", "gpu=1", "--nocolor",
+                  timeout=300, check=False)
+    return project, proc
+
+
+@pytest.mark.slow
+def test_broken_dataset_stops_the_workflow_at_validate_data(broken_dataset_run):
+    project, proc = broken_dataset_run
+    assert proc.returncode != 0, proc.stdout[-5000:]
+    assert "Error in rule validate_data" in proc.stdout
+    bad_file = "image 'image_3.jpg' cannot be decoded"
+    assert bad_file in proc.stdout, proc.stdout[-5000:]  # show-failed-logs: Snakemake's output names it
+    started = re.findall(r"^Job \d+: ([\w-]+):", proc.stdout, re.M)  # each job's message names its stage
+    assert started == ["validate-data"], proc.stdout[-5000:]  # keep-going is off: the first failure stops the run
+
+    validated = [run for run in workflow_config(project)["runs"]
+                 if (project / stage_log("validate-data", run)).is_file()]
+    assert validated, f"no validate-data log:\n{proc.stdout[-5000:]}"
+    for run in validated:
+        assert bad_file in (project / stage_log("validate-data", run)).read_text()
+        report = json.loads((project / "results" / run / "validate_data" / "report.json").read_text())
+        assert report["ok"] is False
+        assert [e for e in report["errors"] if bad_file in e and "split 'test'" in e], report["errors"]
+    for run in workflow_config(project)["runs"]:
+        for name in AFTER_VALIDATION:
+            for split in stage_splits(name):
+                wildcards = {"run": run, "split": split} if split else {"run": run}
+                made = [path for path in stage_outputs(name, **wildcards) if (project / path).exists()]
+                assert made == [], f"{name} ran after validate-data failed"
+        assert not (project / "state" / run).exists(), "training started after validate-data failed"
+
+
+@pytest.mark.slow
+def test_failed_validation_is_not_up_to_date(broken_dataset_run, run_snakemake):
+    """After a failed validation, the next ``snakemake`` must validate the data again before anything else."""
+    project, _ = broken_dataset_run
+    proc = run_snakemake(project, "--dry-run", "--quiet", "rules", "--nocolor", "--cores", "1", check=True)
+    assert job_stats(proc.stdout)["validate_data"] == len(workflow_config(project)["runs"]), proc.stdout[-5000:]

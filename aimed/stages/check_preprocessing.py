@@ -64,7 +64,8 @@ def check_batches(split: str, batches: Any, n: int, n_iter: int, batch_size: int
             problems.append(f"{where}: has {size} rows, expected 1 to batch_size={batch_size}")
         if not _fits(_shape(x), input_shape):
             problems.append(f"{where}: x has shape {_shape(x)}, the model input expects {input_shape}")
-        if not np.issubdtype(np.asarray(x).dtype, np.number):
+        numeric = np.issubdtype(np.asarray(x).dtype, np.number)
+        if not numeric:
             problems.append(f"{where}: x has dtype {np.asarray(x).dtype}, not numeric")
         elif not np.all(np.isfinite(x)):
             problems.append(f"{where}: x has NaN or inf values")
@@ -88,8 +89,8 @@ def check_batches(split: str, batches: Any, n: int, n_iter: int, batch_size: int
             except Exception as exc:  # Keras raises many error types for shape mismatches
                 problems.append(f"{where}: the compiled model cannot evaluate it: {type(exc).__name__}: {str(exc).splitlines()[0]}")
         seen.append({"x": {"shape": _shape(x), "dtype": str(np.asarray(x).dtype),
-                           "min": float(np.min(x)) if np.size(x) else None,
-                           "max": float(np.max(x)) if np.size(x) else None},
+                           "min": float(np.min(x)) if numeric and np.size(x) else None,
+                           "max": float(np.max(x)) if numeric and np.size(x) else None},
                      "y": {"shape": y_shape, "dtype": str(np.asarray(y).dtype)},
                      "weight": None if w is None else {"shape": _shape(w), "dtype": str(np.asarray(w).dtype)}})
     return {"n": n, "n_iter": n_iter, "batches": seen, "problems": problems}, first
@@ -120,7 +121,10 @@ def run(ctx: RunContext) -> Dict[str, Any]:
     report["ok"] = not problems
     with staged_dir(ctx.stage_dir("check-preprocessing")) as out:
         atomic_write_json(out / "report.json", report)
-        ctx.record_fingerprint("check-preprocessing", out)
+        # Snakemake (keep-incomplete) records a failed job's outputs as finished; without the
+        # fingerprint, one of the declared outputs, the next run checks again instead of training.
+        if not problems:
+            ctx.record_fingerprint("check-preprocessing", out)
         images, titles = _sample_images(first_batches["train"])
         save_image_grid(out / "samples.png", images, titles, config.input_height, config.input_width)
     if problems:

@@ -311,7 +311,10 @@ def run(ctx: RunContext) -> Dict[str, Any]:
     with staged_dir(ctx.stage_dir("validate-data")) as out:
         atomic_write_json(out / "report.json", report)
         atomic_write_json(out / "manifest.json", manifest)
-        record(ctx.config, ctx.project_dir, "validate-data", out, data_fingerprint=manifest["fingerprint"])
+        # Only a passing validation is recorded: the fingerprint is what tells Snakemake the job
+        # finished, and a failed job's report is kept for reading.
+        if report["ok"]:
+            record(ctx.config, ctx.project_dir, "validate-data", out, data_fingerprint=manifest["fingerprint"])
     if not report["ok"]:
         listed = "; ".join(report["errors"][:50])
         more = f" (and {len(report['errors']) - 50} more)" if len(report["errors"]) > 50 else ""
