@@ -12,6 +12,7 @@ import fcntl
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import sys
 from typing import Any, Callable, Dict, Iterator, Mapping
@@ -182,6 +183,13 @@ TRAIN_OVERRIDES = {
     "model_builder": {"n_filters": 32},
     "mlflow": {"enabled": False},
 }
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def run_aimed(project: pathlib.Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import check_aimed, run_aimed, update_yaml
+from conftest import check_aimed, free_port, run_aimed, update_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +119,8 @@ def test_stale_lock_is_taken_over_and_a_second_train_refuses(train_project, tmp_
 
 
 def test_mirrored_strategy_on_two_logical_cpus_trains_and_exports(train_project):
-    project = train_project({"epochs": 2, "distribution": {"strategy": "mirrored", "logical_cpus": 2}})
+    project = train_project({"epochs": 2, "distribution": {
+        "strategy": "mirrored", "logical_cpus": 2, "devices": ["/device:CPU:0", "/device:CPU:1"]}})
     proc = check_aimed(project, "train", RUN)
     assert "with MirroredStrategy on 2 replica(s)" in proc.stderr, proc.stderr[-3000:]
     check_aimed(project, "export", RUN)
@@ -169,3 +170,37 @@ def test_progress_bar_on_a_terminal_and_one_line_per_epoch_in_a_log(train_projec
     logged = check_aimed(project, "train", RUN).stdout
     assert [line.split(":")[0] for line in logged.splitlines() if line.startswith("epoch ")] == ["epoch 2/2"]
     assert "━" not in logged and "/step" not in logged
+
+
+def test_mirrored_strategy_on_devices_that_do_not_exist_is_a_config_error(train_project):
+    project = train_project({"distribution": {"strategy": "mirrored", "devices": ["/device:GPU:7"]}})
+    proc = run_aimed(project, "train", RUN)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    message = proc.stderr.strip().splitlines()[-1]
+    assert "distribution.devices" in message and "/device:GPU:7" in message and "/device:CPU:0" in message, message
+    assert not (project / "state" / RUN / "train").exists()
+
+
+def test_multi_worker_strategy_from_tf_config_trains_on_two_workers(train_project):
+    """Two local `aimed train` processes described by TF_CONFIG (the SLURM resolver is tested in test_slurm.py)."""
+    epochs = 2
+    project = train_project({"epochs": epochs, "distribution": {"strategy": "multi_worker"}})
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
+                                                     "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(["aimed", "train", RUN], cwd=project, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    logs = [proc.communicate(timeout=300)[0] for proc in procs]
+    for proc, log in zip(procs, logs):
+        assert proc.returncode == 0, log[-5000:]
+        assert "with MultiWorkerMirroredStrategy on 2 replica(s)" in log or \
+            "with CollectiveAllReduceStrategy on 2 replica(s)" in log, log[-5000:]
+        assert [line.split(":")[0] for line in log.splitlines() if line.startswith("epoch ")] == \
+            [f"epoch {k}/{epochs}" for k in range(1, epochs + 1)], log[-5000:]
+    # Only the chief (worker 0) wrote the state and the results.
+    state = read_state(project)
+    assert state["epoch"] == epochs
+    history = (project / "results" / RUN / "train" / "history.csv").read_text().splitlines()
+    assert len(history) == epochs + 1

@@ -13,7 +13,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +22,9 @@ from typing import Dict, List
 import pandas as pd
 import pytest
 
-from conftest import check_aimed, update_yaml
+from conftest import check_aimed, free_port, update_yaml
 
 RUN = "mnist-tf"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MlflowServer:

@@ -28,14 +28,22 @@ def make_strategy(section: Any, source: str) -> Any:
     if section.strategy == "mirrored":
         devices = section.devices or [d.name for d in tf.config.list_logical_devices("GPU")] or [
             d.name for d in tf.config.list_logical_devices("CPU")]
+        available = [d.name for d in tf.config.list_logical_devices()]
+        # MirroredStrategy accepts a device that does not exist and then places its work elsewhere.
+        known = {_device_key(tf, name) for name in available}
+        problem = None
         try:
-            return tf.distribute.MirroredStrategy(devices=list(devices))
+            missing = [d for d in devices if _device_key(tf, d) not in known]
+            if missing:
+                problem = f"{', '.join(map(str, missing))} not on this machine"
+            else:
+                return tf.distribute.MirroredStrategy(devices=list(devices))
         except (ValueError, RuntimeError) as exc:
-            available = ", ".join(d.name for d in tf.config.list_logical_devices())
-            raise ConfigError(
-                f"{source}: key 'distribution.devices' is {list(devices)}, which MirroredStrategy rejects ({exc}). "
-                f"This machine has {available}; fix the list, or set distribution.logical_cpus to split the CPU."
-            ) from None
+            problem = str(exc)
+        raise ConfigError(
+            f"{source}: key 'distribution.devices' is {list(devices)}, which MirroredStrategy cannot use ({problem}). "
+            f"This machine has {', '.join(available)}; fix the list, or set distribution.logical_cpus to split the CPU."
+        )
     if "SLURM_JOB_ID" in os.environ and int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1:
         resolver = _slurm_resolver(tf)
     elif "TF_CONFIG" in os.environ:
@@ -147,6 +155,12 @@ def _fix_keras_multi_worker_logs() -> None:
         return original_build(self, iterator=iterator, data_batch=data_batch)
 
     trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
+
+
+def _device_key(tf: Any, name: str) -> tuple:
+    """``(type, index)`` of a device name in any of TF's spellings (``/gpu:0``, ``/device:GPU:0``, ...)."""
+    spec = tf.DeviceSpec.from_string(name)
+    return (spec.device_type or "").upper(), spec.device_index or 0
 
 
 def is_chief(strategy: Any) -> bool:
