@@ -43,7 +43,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
     fi
-    install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/aimed-slurm-apt.log 2>&1; }
+    # The lock timeout: the test suite may be installing Chromium at the same time.
+    install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/tmp/aimed-slurm-apt.log 2>&1; }
     ok=1
     install || { DEBIAN_FRONTEND=noninteractive apt-get update -q >>/tmp/aimed-slurm-apt.log 2>&1 && install; } || ok=
     [ -n "$made_policy" ] && rm -f "$policy"
