@@ -155,3 +155,19 @@ def test_read_ahead_stops_after_count_and_reraises_source_errors():
     assert next(reader) == 1
     with pytest.raises(ValueError, match="image_3.jpg"):
         next(reader)
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_tuned_tf_data_gets_parallel_map_options_and_a_prefetch(contexts, deterministic):
+    from tensorflow.core.framework import graph_pb2
+
+    ctx = contexts["mnist-tf"]
+    batches, _, n_iter = batched_split(ctx.data_loader(), ctx.augmentor(), ctx.preprocessor(), "validation")
+    fast = tuned(batches, n_iter, deterministic=deterministic)
+    options = fast.options()
+    assert options.deterministic is deterministic
+    assert options.experimental_optimization.map_parallelization is True
+    assert options.experimental_optimization.parallel_batch is True
+    graph = graph_pb2.GraphDef()
+    graph.ParseFromString(fast._as_serialized_graph().numpy())
+    assert "PrefetchDataset" in [node.op for node in graph.node]
