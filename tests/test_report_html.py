@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from typing import Any, Dict
 
 import pytest
@@ -185,3 +186,114 @@ def test_report_renders_in_chromium(pipeline, tmp_path):
     assert "Snakemake Report" in text and "Results" in text, text[:2000]
     for category in ("check-preprocessing", "evaluate", "train"):
         assert re.search(rf"Results.*\b{category}\b", text), f"no result category {category}: {text[:2000]}"
+
+
+
+class DevTools:
+    """Headless Chromium driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``).
+
+    Chromium reads commands from its fd 3 and writes replies to its fd 4, each a JSON message
+    ending in a NUL byte; this needs no WebDriver and no package beyond Chromium itself.
+    """
+
+    def __init__(self, args: list, url: str) -> None:
+        to_read, to_write = os.pipe()
+        from_read, from_write = os.pipe()
+        command = ["sh", "-c", f'exec "$@" 3<&{to_read} 4>&{from_write}', "sh", *args, "--remote-debugging-pipe", url]
+        self.proc = subprocess.Popen(command, pass_fds=(to_read, from_write), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        os.close(to_read)
+        os.close(from_write)
+        self._commands = os.fdopen(to_write, "wb", buffering=0)
+        self._replies = os.fdopen(from_read, "rb", buffering=0)
+        self._pending = b""
+        self._id = 0
+        self._session = None
+        page = next(t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page")
+        self._session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+
+    def call(self, method: str, **params) -> dict:
+        self._id += 1
+        message = {"id": self._id, "method": method, "params": params}
+        if self._session:
+            message["sessionId"] = self._session
+        self._commands.write(json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self._pending:
+                chunk = self._replies.read(1 << 16)
+                if not chunk:
+                    raise RuntimeError(f"chromium closed its DevTools pipe during {method}")
+                self._pending += chunk
+            raw, self._pending = self._pending.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+
+    def js(self, expression: str) -> Any:
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 30) -> Any:
+        deadline = time.monotonic() + timeout
+        while not (value := self.js(expression)):
+            assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+            time.sleep(0.1)
+        return value
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        self._commands.close()
+        self._replies.close()
+
+
+def _click_link(text: str) -> str:
+    """JS: click the link or button whose text is ``text``; true if there was one."""
+    return (f"(() => {{ const found = Array.from(document.querySelectorAll('a, button'))"
+            f".find(e => e.innerText.trim() === {json.dumps(text)}); if (found) found.click(); return !!found; }})()")
+
+
+def _click_eye_of(path: str) -> str:
+    """JS: click the 'show' (eye) button of the result row of ``path``; true if there was one."""
+    return (f"(() => {{ const cell = Array.from(document.querySelectorAll('td'))"
+            f".find(e => e.innerText.trim() === {json.dumps(path)}); "
+            f"const eye = cell && cell.parentElement.querySelector('a[iconname=eye]'); "
+            f"if (eye) eye.click(); return !!eye; }})()")
+
+
+def test_report_shows_each_image_when_opened_in_chromium(pipeline, tmp_path):
+    """Open report.html, click through to each result (category, run, the eye button), as a reader
+    would; the page then shows the PNG itself, decoded at its real size, and a screenshot has it."""
+    import matplotlib.image
+
+    _report_html(pipeline)
+    project = pipeline["project"]
+    browser = DevTools(_chromium_args(tmp_path), (project / "report.html").as_uri())
+    try:
+        for image in REPORT_IMAGES:
+            category = pathlib.PurePosixPath(image).parts[2].replace("_", "-")  # results/<run>/<stage>/...
+            browser.wait_for(_click_link("Results") + " || true")
+            assert browser.wait_for(_click_link(category)), f"no result category {category}"
+            assert browser.wait_for(_click_link(RUN)), f"no subcategory {RUN} under {category}"
+            assert browser.wait_for(_click_eye_of(image)), f"{image} is not listed under {category} / {RUN}"
+            name = pathlib.PurePosixPath(image).name
+            shown = browser.wait_for(
+                "(() => { const img = Array.from(document.images).find(i => i.src.includes("
+                + json.dumps(f"filename={name};") + ") && i.complete && i.naturalWidth > 0); "
+                "if (!img) return null; const box = img.getBoundingClientRect(); "
+                "return {src: img.src, width: img.naturalWidth, height: img.naturalHeight, "
+                "box: [box.left, box.top, box.width, box.height]}; })()")
+            expected = matplotlib.image.imread(project / image)
+            assert (shown["height"], shown["width"]) == expected.shape[:2], f"{image} is shown at another size"
+            assert shown["src"].endswith(base64.b64encode((project / image).read_bytes()).decode())
+            shot = tmp_path / f"{name}.png"
+            shot.write_bytes(base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"]))
+            pixels = matplotlib.image.imread(shot)
+            left, top, width, height = (int(v) for v in shown["box"])
+            assert width > 100 and height > 100, f"{image} is shown only {width}x{height} px"
+            region = pixels[top:top + height, left:left + width]
+            assert region.std() > 0.05, f"the screenshot shows {image}'s place blank"
+            print(f"\n{image}: shown {width}x{height} px, screenshot {shot}")
+    finally:
+        browser.close()
