@@ -110,6 +110,10 @@ def render(results: dict, mnist_full: Optional[dict] = None) -> str:
         if name == "limit" and b.get("summary"):
             lines.append(f"| {b['title'].split(' (')[0]} | (report) peak {b['setup']['peak_gflops']:.0f} GFLOP/s | "
                          f"{b['summary']} | — |")
+    if results.get("wall_s"):
+        within = results["wall_s"] <= BUDGET_S
+        lines.append(f"| `make bench` | all benchmarks in under {BUDGET_S // 60} minutes (full-MNIST training excluded) | "
+                     f"{results['wall_s'] / 60:.1f} min | {_met({'met': within})} |")
     lines += ["", "## Full-MNIST scale run (`make mnist-full`)", ""]
     if mnist_full:
         lines += [
