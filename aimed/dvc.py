@@ -41,6 +41,10 @@ _SUMMARY = next(p for p in STAGES["evaluate"].outputs if p.endswith("/summary.js
 #: The DVC stage that builds the example dataset.
 PREPARE_DATA_STAGE = "prepare_data"
 
+#: libyaml's emitter when PyYAML has it (the same text as the pure-Python one, several times
+#: faster): the Snakefile renders dvc.yaml at every invocation to see whether it changed.
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 
 def stage_name(run: str, stage: str, split: Optional[str] = None) -> str:
     """The DVC stage name of a run's stage: ``<run>.<rule>``, and ``<run>.evaluate.<split>``."""
@@ -64,11 +68,17 @@ def _unique(paths: List[str]) -> List[str]:
     return list(dict.fromkeys(os.path.normpath(p) for p in paths))
 
 
-def build(workflow_config: Dict[str, Any], project_dir: pathlib.Path) -> Dict[str, Any]:
-    """The ``dvc.yaml`` content for the runs of a workflow config."""
+def build(workflow_config: Dict[str, Any], project_dir: pathlib.Path,
+          run_configs: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """The ``dvc.yaml`` content for the runs of a workflow config.
+
+    ``run_configs``: each run's raw ``runs/<run>/config.yaml`` when the caller has already read
+    them (the Snakefile does, at every invocation); read here otherwise.
+    """
     dataset = workflow_config["datasets"]["mnist"]
     runs = list(workflow_config["runs"])
-    run_configs = {run: read_yaml_mapping(project_dir / "runs" / run / "config.yaml", "run config") for run in runs}
+    if run_configs is None:
+        run_configs = {run: read_yaml_mapping(project_dir / "runs" / run / "config.yaml", "run config") for run in runs}
     code_and_data = _unique([c.get("src_code_path", "src") for c in run_configs.values()]
                             + [c.get("data_dir", dataset["path"]) for c in run_configs.values()])
     if (project_dir / "aimed" / "__init__.py").is_file():
@@ -107,6 +117,8 @@ def build(workflow_config: Dict[str, Any], project_dir: pathlib.Path) -> Dict[st
     return {"stages": stages, "metrics": metrics, "plots": plots}
 
 
-def render(workflow_config: Dict[str, Any], project_dir: pathlib.Path) -> str:
-    """``dvc.yaml`` as text, header included."""
-    return GENERATED_HEADER + yaml.safe_dump(build(workflow_config, project_dir), sort_keys=False, width=120)
+def render(workflow_config: Dict[str, Any], project_dir: pathlib.Path,
+           run_configs: Optional[Dict[str, Dict[str, Any]]] = None) -> str:
+    """``dvc.yaml`` as text, header included (``run_configs``: see :func:`build`)."""
+    content = build(workflow_config, project_dir, run_configs)
+    return GENERATED_HEADER + yaml.dump(content, Dumper=_YAML_DUMPER, sort_keys=False, width=120)

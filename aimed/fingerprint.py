@@ -83,11 +83,15 @@ def module_closure_hashes(src: pathlib.Path, module_names: Iterable[str], prefix
     Only imports starting with ``prefix`` are followed (``"aimed"`` for aimed's own code, whose
     folder sits beside third-party packages).
     """
+    # Most imported names are third-party packages: one listing of src rules them out without a
+    # stat per name, which mattered when the Snakefile computes this for every run and stage.
+    top_level = {entry.name.removesuffix(".py") for entry in os.scandir(src)} if src.is_dir() else set()
     hashes: Dict[str, str] = {}
     pending = list(module_names)
     while pending:
         name = pending.pop()
-        path = _module_file(src, name) if name.startswith(prefix) else None
+        in_src = name.startswith(prefix) and name.partition(".")[0] in top_level
+        path = _module_file(src, name) if in_src else None
         if path is None:
             continue
         key = path.relative_to(src).as_posix()

@@ -15,11 +15,14 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
+from aimed import dvc
+from aimed.config import load_workflow_config
 from aimed.dvc import FINGERPRINT_STAGE
 from aimed.pipeline import EVAL_SPLITS
 
-from conftest import git, run_in, update_yaml
+from conftest import copy_project, git, run_in, update_yaml
 from test_rerun_matrix import FROM_TRAIN, assert_plans, dvc_is_clean, dvc_jobs, jobs, snakemake_jobs, snakemake_plan
 
 pytestmark = pytest.mark.slow
@@ -180,3 +183,16 @@ def test_more_epochs_continue_then_versions_push_clone_pull_checkout_metrics_plo
     assert artifact_hashes(project) == newer_hashes
     assert dvc_is_clean(project)
     assert snakemake_plan(project) == collections.Counter()
+
+
+def test_dvc_yaml_from_run_configs_read_by_the_caller_is_the_one_from_the_files(tmp_path):
+    """The Snakefile passes the run configs it has read (with libyaml) and dvc.yaml is written with libyaml's
+    emitter: both must give what `aimed dvc-yaml` and the pure-Python YAML emitter give."""
+    project = copy_project(tmp_path / "project")
+    workflow_config = load_workflow_config(project)
+    run_configs = {run: yaml.safe_load((project / "runs" / run / "config.yaml").read_text())
+                   for run in workflow_config["runs"]}
+    text = dvc.render(workflow_config, project, run_configs)
+    assert text == dvc.render(workflow_config, project)
+    pure_python = yaml.dump(dvc.build(workflow_config, project), Dumper=yaml.SafeDumper, sort_keys=False, width=120)
+    assert text == dvc.GENERATED_HEADER + pure_python

@@ -13,6 +13,7 @@ a whole split.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -21,6 +22,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import threading
 from typing import Any, Callable, Dict, List
 
 import numpy as np
@@ -30,7 +32,8 @@ import yaml
 
 from aimed import EvaluatorBase
 from aimed.cli import main as aimed_main
-from aimed.data import batched_split
+from aimed.data import batched_split, take
+from aimed.errors import StageFailed
 from aimed.evaluation.funcs import EvalFunction, batched, eval_functions
 from aimed.run import resolve_run
 from aimed.stages import evaluate as evaluate_stage
@@ -545,6 +548,44 @@ def test_slicing_by_an_unknown_column_fails(contexts, model, tmp_path):
     with pytest.raises(Exception, match="evaluation.slice_by names 'writer', which is not a report column"):
         evaluate_split(model, ctx.data_loader(), ctx.preprocessor(), ctx.evaluator(), "test", tmp_path / "r.csv",
                        EvalSettings(slice_by=("writer",)))
+
+
+class BreaksAfterOneBatch:
+    """A preprocessor whose batches raise after the first one, as a broken input pipeline does."""
+
+    def __init__(self, preprocessor: Any) -> None:
+        self.preprocessor = preprocessor
+
+    def add_preprocess(self, source: Any, n: int):
+        batches, n_iter = self.preprocessor.add_preprocess(source, n)
+
+        def broken():
+            yield from take(batches, 1)
+            raise RuntimeError("the input broke")
+
+        return broken(), n_iter
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_the_worker_thread_ends_with_the_pass_and_hands_on_errors(run, contexts, model, tmp_path):
+    """Batches are read and predicted one ahead in a worker thread: it ends with the pass, done or
+    failed, and an error of the input reaches the caller as it was raised."""
+    ctx = contexts[run]
+
+    def workers():
+        return [t.name for t in threading.enumerate() if t.name.startswith("aimed-evaluate")]
+
+    settings = EvalSettings(batch_size=EVAL_BATCH_SIZES[0])
+    evaluate_split(model, ctx.data_loader(), ctx.preprocessor(), ctx.evaluator(), "test", tmp_path / "r.csv", settings)
+    assert not workers()
+    with pytest.raises(StageFailed, match="evaluation.slice_by names 'writer'"):
+        evaluate_split(model, ctx.data_loader(), ctx.preprocessor(), ctx.evaluator(), "test", tmp_path / "r.csv",
+                       dataclasses.replace(settings, slice_by=("writer",)))
+    assert not workers()
+    with pytest.raises(RuntimeError, match="the input broke"):
+        evaluate_split(model, ctx.data_loader(), BreaksAfterOneBatch(ctx.preprocessor()), ctx.evaluator(), "test",
+                       tmp_path / "r.csv", settings)
+    assert not workers()
 
 
 # ----------------------------------------------------------------------------- the stage

@@ -152,6 +152,27 @@ def test_a_change_in_an_imported_helper_module_counts(project):
     assert changed_jobs(before, fingerprints(project)) == FROM_TRAIN
 
 
+def test_a_change_in_a_helper_package_counts(project):
+    package = project / "src" / "layers"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "widths.py").write_text("WIDTH = 1\n")
+    models = project / "src" / "models.py"
+    models.write_text("from layers.widths import WIDTH\n" + models.read_text())
+    before = fingerprints(project)
+    (package / "widths.py").write_text("WIDTH = 2\n")
+    assert changed_jobs(before, fingerprints(project)) == FROM_TRAIN
+
+
+def test_an_imported_module_added_to_src_later_counts(project):
+    """An import that named no module of src/ (a third-party one, say) counts once src/ has that module."""
+    models = project / "src" / "models.py"
+    models.write_text("import helpers\n" + models.read_text())
+    before = fingerprints(project)
+    (project / "src" / "helpers.py").write_text("WIDTH = 1\n")
+    assert changed_jobs(before, fingerprints(project)) == FROM_TRAIN
+
+
 @pytest.mark.parametrize(
     "overrides, expected",
     [

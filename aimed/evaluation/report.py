@@ -86,6 +86,9 @@ def _csv_quoted(column: List[str]) -> List[str]:
     joined = "\x00".join(column)
     if not any(char in joined for char in _CSV_SPECIAL):
         return column
+    if not any(char in joined for char in _CSV_SPECIAL[1:]):
+        # Only commas, as in the JSON vectors of y_pred: one test a cell, nothing to escape.
+        return ['"' + c + '"' if "," in c else c for c in column]
     return ['"' + c.replace('"', '""') + '"' if any(char in c for char in _CSV_SPECIAL) else c for c in column]
 
 

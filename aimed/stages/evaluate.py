@@ -6,7 +6,9 @@ predicts and updates the compiled loss and metrics from the same predictions
 (:mod:`aimed.evaluation.step`), then the eval functions run and the batch's rows are written to
 the report at once, so there is one pass and memory is bounded by the batch size (plus one
 float per row and eval function, for the percentiles, and the ``worst_k`` samples for their
-grid). Exactly ``n`` rows are written: rows that wrap around past the end of the split are cut.
+grid). Reading and predicting run in a worker thread one batch ahead of the eval functions and
+the report, so the two overlap (:func:`_one_ahead`). Exactly ``n`` rows are written: rows that
+wrap around past the end of the split are cut.
 
 Report columns: ``data_id``; ``y_true`` and ``y_pred`` (a scalar as is, a vector of up to 32
 values as a JSON list, a larger array as its mean); for classifiers ``pred_class`` and
@@ -15,6 +17,7 @@ values as a JSON list, a larger array as its mean); for classifiers ``pred_class
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import heapq
 import json
@@ -22,17 +25,17 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Generator, Iterator, List, Optional
 
 import numpy as np
 
 from aimed._io import atomic_write_json, staged_dir
 from aimed.data import batched_split, decode_ids
 from aimed.errors import StageFailed
-from aimed.evaluation.batches import eval_batches
+from aimed.evaluation.batches import EvalBatch, eval_batches
 from aimed.evaluation.funcs import eval_functions
 from aimed.evaluation.report import REPORT_NAMES, ReportWriter, cell, cells, float_cells
-from aimed.evaluation.step import eval_step
+from aimed.evaluation.step import EvalStep, eval_step
 from aimed.evaluation.summary import SliceAccumulator, check_thresholds, classification_summary, describe
 from aimed.run import RunContext
 
@@ -166,6 +169,38 @@ class _Progress:
             self.last = now
 
 
+#: What ``next`` returns in ``_one_ahead``'s worker once the source is exhausted.
+_END = object()
+
+
+def _predicted(step: EvalStep, batches: Iterator[EvalBatch], weighted: bool) -> Iterator[tuple]:
+    """``(x, y_true, third, y_pred, loss)`` of each batch: one compiled call, its outputs fetched as numpy.
+
+    ``weighted``: the third element is the sample weight (the validation split), not the data id.
+    """
+    for x, y_true, third in batches:
+        weights = third.astype(np.float32) if weighted and third is not None else None
+        y_pred, batch_loss = step(x, y_true, weights)
+        yield x, y_true, third, np.asarray(y_pred), float(batch_loss)
+
+
+def _one_ahead(items: Iterator[Any]) -> Generator[Any, None, None]:
+    """The items of ``items``, each made in a worker thread while the caller handles the one before.
+
+    tf.data and the compiled step run in C++ without the GIL, so the next batch is read and
+    predicted while this one goes through the eval functions and into the report (Python).
+    Closing the generator waits for the one item under way, so no thread outlives the pass.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="aimed-evaluate") as worker:
+        pending = worker.submit(next, items, _END)
+        while True:
+            item = pending.result()
+            if item is _END:
+                return
+            pending = worker.submit(next, items, _END)
+            yield item
+
+
 def _report_batch(writer: ReportWriter, slices: Dict[str, SliceAccumulator], metadata: Optional[_Metadata],
                   batch_ids: List[str], y_true: np.ndarray, y_pred: np.ndarray, classes: Optional[np.ndarray],
                   predicted: Optional[np.ndarray], correct: Optional[np.ndarray],
@@ -213,16 +248,15 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
     classifier: Optional[bool] = None  # decided on the first batch, so every batch has the same columns
     writer = ReportWriter(report_path, settings.report_format)
     progress = _Progress(split, n)
+    predicted_batches = _one_ahead(_predicted(step, eval_batches(batches, n_iter, n, settings.batch_size),
+                                              weighted=ids is not None))
     try:
-        for x, y_true, third in eval_batches(batches, n_iter, n, settings.batch_size):
+        for x, y_true, third, y_pred, batch_loss in predicted_batches:
             keep = len(x)
             if ids is None and third is None:
                 raise ValueError(f"the {split} split's batches are (x, y): the third element, the data id, is missing")
             batch_ids = ids[rows:rows + keep] if ids is not None else decode_ids(third)
-            weights = None if ids is None or third is None else third.astype(np.float32)
-            y_pred, batch_loss = step(x, y_true, weights)
-            y_pred = np.asarray(y_pred)
-            loss_sum += float(batch_loss) * keep
+            loss_sum += batch_loss * keep
             if classifier is None:
                 classifier = is_classifier(y_pred, y_true)
             classes = predicted = correct = None
@@ -246,6 +280,7 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
             rows += keep
             progress.update(rows)
     finally:
+        predicted_batches.close()
         writer.close()
     if rows != n:
         raise ValueError(f"the {split} split yielded {rows} data points in {n_iter} batches, but its loader reports n={n}")

@@ -51,12 +51,16 @@ def _check_runs():
 _check_runs()
 
 
+#: libyaml's parser when PyYAML has it: the pure-Python one takes about 2 ms per run config, at every invocation.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @functools.lru_cache(maxsize=None)
 def run_config(run):
     """The raw runs/<run>/config.yaml (aimed validates it fully when a stage runs)."""
     path = RUNS_DIR / run / "config.yaml"
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_YAML_LOADER) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise WorkflowError(f"cannot read run config {path}: {exc}") from exc
     if not isinstance(data, dict):
@@ -222,7 +226,7 @@ def sync_dvc_yaml():
     from aimed import dvc
 
     target = PROJECT_DIR / "dvc.yaml"
-    text = dvc.render(config, PROJECT_DIR)
+    text = dvc.render(config, PROJECT_DIR, {run: run_config(run) for run in config["runs"]})
     if not target.is_file() or target.read_text() != text:
         target.write_text(text)
 
