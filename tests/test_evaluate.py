@@ -829,3 +829,35 @@ def test_other_tasks(task, project, tmp_path):
     evaluate_stage._write_plots(out, result, "test", 8, 8, next(iter(result.values)))
     assert {p.name for p in (out / "plots").iterdir()} == {
         "confusion_matrix.png", "worst.png", *(f"hist_{evaluate_stage._safe(k)}.png" for k in result.values)}
+
+
+def test_one_pass_over_the_split(contexts, model, tmp_path):
+    """The report, the compiled metrics and the summary come from a single read of the data."""
+    ctx = contexts["mnist-gen"]  # a plain, endless generator: a second pass would show as more points read
+    loader, preprocessor = ctx.data_loader(), ctx.preprocessor()
+    calls = {"create_test_generator": 0, "add_preprocess": 0, "points": 0}
+    create, add_preprocess = loader.create_test_generator, preprocessor.add_preprocess
+
+    def counted_create():
+        calls["create_test_generator"] += 1
+        source, n = create()
+
+        def points():
+            for point in source:
+                calls["points"] += 1
+                yield point
+
+        return points(), n
+
+    def counted_add_preprocess(*args, **kwargs):
+        calls["add_preprocess"] += 1
+        return add_preprocess(*args, **kwargs)
+
+    loader.create_test_generator, preprocessor.add_preprocess = counted_create, counted_add_preprocess
+    result = evaluate_split(model, loader, preprocessor, ctx.evaluator(), "test", tmp_path / "report.csv")
+    n, batch_size = SHRUNK["test"], ctx.config.batch_size
+    n_iter = -(-n // batch_size)
+    assert calls["create_test_generator"] == calls["add_preprocess"] == 1, calls
+    # At most the split's n_iter batches, plus what a batch being assembled may have pulled ahead.
+    assert n <= calls["points"] <= n_iter * batch_size + batch_size, calls
+    assert len(pd.read_csv(tmp_path / "report.csv")) == n and result.summary["model_metrics"]
