@@ -12,6 +12,7 @@ headless Chromium.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import pathlib
@@ -196,12 +197,22 @@ class DevTools:
     ending in a NUL byte; this needs no WebDriver and no package beyond Chromium itself.
     """
 
-    def __init__(self, args: list, url: str) -> None:
+    def __init__(self, args: list, url: str, log: pathlib.Path) -> None:
+        # Chromium's ends of the pipes are first moved above fd 4, so that putting them on fds 3 and 4
+        # in the child cannot overwrite one with the other (in an xdist worker they can be fd 3 or 4).
+        # close_fds=False keeps 3 and 4 open after preexec_fn; Python's own fds are close-on-exec.
         to_read, to_write = os.pipe()
         from_read, from_write = os.pipe()
-        command = ["sh", "-c", f'exec "$@" 3<&{to_read} 4>&{from_write}', "sh", *args, "--remote-debugging-pipe", url]
-        self.proc = subprocess.Popen(command, pass_fds=(to_read, from_write), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        to_read, from_write = (self._above_4(fd) for fd in (to_read, from_write))
+
+        def onto_3_and_4() -> None:
+            os.dup2(to_read, 3)
+            os.dup2(from_write, 4)
+
+        self.log = log
+        with open(log, "wb") as output:
+            self.proc = subprocess.Popen([*args, "--remote-debugging-pipe", url], close_fds=False,
+                                         preexec_fn=onto_3_and_4, stdout=output, stderr=output)
         os.close(to_read)
         os.close(from_write)
         self._commands = os.fdopen(to_write, "wb", buffering=0)
@@ -211,6 +222,12 @@ class DevTools:
         self._session = None
         page = next(t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page")
         self._session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+
+    @staticmethod
+    def _above_4(fd: int) -> int:
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 5)
+        os.close(fd)
+        return moved
 
     def call(self, method: str, **params) -> dict:
         self._id += 1
@@ -222,7 +239,8 @@ class DevTools:
             while b"\0" not in self._pending:
                 chunk = self._replies.read(1 << 16)
                 if not chunk:
-                    raise RuntimeError(f"chromium closed its DevTools pipe during {method}")
+                    raise RuntimeError(f"chromium closed its DevTools pipe during {method}; its output:\n"
+                                       + self.log.read_text(errors="replace")[-5000:])
                 self._pending += chunk
             raw, self._pending = self._pending.split(b"\0", 1)
             reply = json.loads(raw)
@@ -269,7 +287,7 @@ def test_report_shows_each_image_when_opened_in_chromium(pipeline, tmp_path):
 
     _report_html(pipeline)
     project = pipeline["project"]
-    browser = DevTools(_chromium_args(tmp_path), (project / "report.html").as_uri())
+    browser = DevTools(_chromium_args(tmp_path), (project / "report.html").as_uri(), tmp_path / "chromium.log")
     try:
         for image in REPORT_IMAGES:
             category = pathlib.PurePosixPath(image).parts[2].replace("_", "-")  # results/<run>/<stage>/...
