@@ -4,12 +4,15 @@ Both sides use the tutorial's tf.data example (DataLoaderTF + PreprocessorTF, th
 batch 32) on 20,000 training and 2,000 validation images of MNIST (JPEG folders), with
 validation every epoch.
 
-- baseline: a bare Keras script, one ``model.fit(epochs=E)`` with the same batches;
+- baseline: a bare Keras script, one ``model.fit(epochs=E)`` with the same batches and the same
+  TensorFlow settings as the run: ``enable_op_determinism()``, because the run keeps aimed's
+  default ``deterministic: true`` (a user who wants reproducible training sets it in a bare
+  script too, so its cost is not aimed's overhead);
 - aimed: ``aimed.stages.train.run`` in-process: one fit over the per-epoch seeded pipelines
   joined into one source; at each epoch end it commits the checkpoint (weights + optimizer),
   writes the history, TensorBoard scalars and MLflow metrics (local SQLite store);
-- attribution: the bare script with ``enable_op_determinism()`` (aimed's default ``deterministic: true``),
-  in the first round only.
+- attribution: the bare script without op determinism, in the first round only, which shows
+  what determinism itself costs.
 
 Each variant runs in fresh processes, alternating, 2 rounds of one process of 4 epochs each;
 the first epoch of each process (tracing, set-up) is left out, the rest are the repeats. The
@@ -41,12 +44,12 @@ def make(tmp: pathlib.Path, epochs: int, sizes: dict) -> pathlib.Path:
 def run(quick: bool = False) -> dict:
     p = QUICK if quick else FULL
     times = {"bare": [], "bare_det": [], "aimed": []}
-    cpu = {"bare": [], "aimed": []}
+    cpu = {"bare_det": [], "aimed": []}
     info = {}
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         project = make(pathlib.Path(tmp), p["epochs"], p["sizes"])
         for round_ in range(p["rounds"]):
-            for variant in ("bare", "aimed", "bare_det") if round_ == 0 else ("bare", "aimed"):
+            for variant in ("bare_det", "aimed", "bare") if round_ == 0 else ("bare_det", "aimed"):
                 if variant == "aimed":
                     shutil.rmtree(project / "state", ignore_errors=True)
                     shutil.rmtree(project / "results", ignore_errors=True)
@@ -61,25 +64,26 @@ def run(quick: bool = False) -> dict:
                 common.log(f"  round {round_ + 1} {variant}: epochs " + ", ".join(f"{t:.2f}" for t in r["epoch_times"])
                            + " s (first left out)")
     med = {k: common.summary(v)["median"] for k, v in times.items()}
-    overhead = common.ratio(med["aimed"], med["bare"])
+    overhead = common.ratio(med["aimed"], med["bare_det"])
     return {
         "name": "training_overhead",
         "title": "1. Training overhead (aimed train vs bare Keras, tf.data example)",
         "method": __doc__.split("\n\n", 1)[1].strip(),
         "setup": info,
         "measurements": [
-            common.measurement("bare Keras, per epoch (baseline)", times["bare"], "s"),
+            common.measurement("bare Keras + op determinism, per epoch (baseline)", times["bare_det"], "s"),
             common.measurement("aimed train, per epoch", times["aimed"], "s",
                                ratio=overhead),
-            common.measurement("bare Keras + op determinism, per epoch", times["bare_det"], "s",
-                               ratio=common.ratio(med["bare_det"], med["bare"])),
-            common.measurement("bare Keras, process CPU time per epoch", cpu["bare"], "s"),
+            common.measurement("bare Keras without op determinism, per epoch", times["bare"], "s",
+                               ratio=common.ratio(med["bare"], med["bare_det"])),
+            common.measurement("bare Keras + op determinism, process CPU time per epoch", cpu["bare_det"], "s"),
             common.measurement("aimed train, process CPU time per epoch", cpu["aimed"], "s",
                                ratio=common.ratio(common.summary(cpu["aimed"])["median"],
-                                                  common.summary(cpu["bare"])["median"])),
+                                                  common.summary(cpu["bare_det"])["median"])),
         ],
-        "goals": [common.goal("aimed per-epoch time / bare Keras <= 1.05", overhead, "<=", GOAL,
-                              f"{overhead:.3f}x ({med['aimed']:.2f} s vs {med['bare']:.2f} s)")],
+        "goals": [common.goal("aimed per-epoch time / bare Keras with the run's op determinism <= 1.05", overhead,
+                              "<=", GOAL, f"{overhead:.3f}x ({med['aimed']:.2f} s vs {med['bare_det']:.2f} s; "
+                              f"bare Keras without determinism {med['bare']:.2f} s)")],
         "epoch_medians": med,
     }
 

@@ -19,6 +19,7 @@ import logging
 import math
 import shutil
 import sys
+import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from aimed import __version__
@@ -74,17 +75,37 @@ def _nan_guard():
     import keras
 
     class StopOnNonFiniteLoss(keras.callbacks.Callback):
-        """Stops at the first batch whose loss is NaN or inf, naming the epoch and batch."""
+        """Stops at the first batch whose loss is NaN or inf, naming the epoch and batch.
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
+        ``async_safe`` keeps Keras dispatching batch ends to its thread pool, as it does when no
+        callback watches batches; otherwise every step would wait for its logs to reach Python.
+        Checks may finish out of order, so the earliest bad batch is kept and the error is raised
+        at the epoch's end: Keras waits for every batch check before calling ``on_epoch_end``, and
+        this callback comes first, so the bad epoch is never validated or committed.
+        """
+
+        async_safe = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._lock = threading.Lock()
+            self._first_bad: Optional[Tuple[int, float]] = None
 
         def on_train_batch_end(self, batch, logs=None):
             loss = (logs or {}).get("loss")
-            if loss is not None and not math.isfinite(float(loss)):
+            if loss is None or math.isfinite(float(loss)):
+                return
+            with self._lock:
+                if self._first_bad is None or batch < self._first_bad[0]:
+                    self._first_bad = (batch, float(loss))
+            self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self._first_bad is not None:
+                batch, loss = self._first_bad
                 raise StageFailed(
-                    f"the training loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}. "
-                    f"Training stopped and the checkpoint of epoch {self.epoch} is kept. Lower the learning rate, "
+                    f"the training loss became {loss} at epoch {epoch + 1}, batch {batch + 1}. "
+                    f"Training stopped and the checkpoint of epoch {epoch} is kept. Lower the learning rate, "
                     f"check the data for extreme values, or clip gradients."
                 )
 
@@ -287,9 +308,9 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
         while state.epoch < config.epochs and not model.stop_training:
             epochs = range(state.epoch, min(state.epoch + EPOCHS_PER_FIT, config.epochs))
             sources = FitSources(build, epochs, config.seed, caches, config.deterministic)
-            # Validation runs in the first epoch-end callback, so later callbacks see the val_ metrics
+            # Validation runs in an early epoch-end callback, so later callbacks see the val_ metrics
             # as they do with fit's own validation_data.
-            callbacks = ([_validator(model, sources), _nan_guard()] + user_callbacks
+            callbacks = ([_nan_guard(), _validator(model, sources)] + user_callbacks
                          + [_epoch_committer(end_epoch)])
             model.fit(
                 sources.train, steps_per_epoch=sources.steps["train"], initial_epoch=epochs.start, epochs=epochs.stop,
