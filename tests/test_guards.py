@@ -76,6 +76,26 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(train_projec
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == [1]
 
 
+def test_nan_guard_names_the_earliest_bad_batch_when_checks_finish_out_of_order():
+    """Keras runs the guard's batch checks in a thread pool, so a later batch may be checked first."""
+    import keras
+
+    from aimed.errors import StageFailed
+    from aimed.stages.train import _nan_guard
+
+    guard = _nan_guard()
+    assert guard.async_safe  # otherwise Keras would sync every step to hand it the logs
+    guard.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    guard.on_train_batch_end(2, {"loss": 0.5})
+    guard.on_epoch_end(0, {})  # finite losses: nothing raised
+    guard.on_train_batch_end(7, {"loss": float("inf")})
+    guard.on_train_batch_end(4, {"loss": float("nan")})
+    guard.on_train_batch_end(9, {"loss": float("nan")})
+    assert guard.model.stop_training
+    with pytest.raises(StageFailed, match=r"loss became nan at epoch 3, batch 5\. .*checkpoint of epoch 2 is kept"):
+        guard.on_epoch_end(2, {})
+
+
 def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
