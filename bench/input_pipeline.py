@@ -17,7 +17,9 @@ Each is fitted by a bare Keras script (one ``fit``, as a user would write it) an
 train stage. Waiting fraction = (t_pipeline - t_mem) / t_pipeline, with t_mem measured the same
 way (bare vs bare, aimed vs aimed): the share of an epoch that would disappear if the data were
 already in memory, i.e. the time the training loop waits for batches. A fraction below 5%
-is within run-to-run noise and counts as 0 (not waiting).
+is within run-to-run noise and counts as 0 (not waiting). Cores busy = the process's CPU time
+per epoch (all threads) / its wall time: near 2, the decoding competes with the model for the
+two cores rather than keeping the model waiting, and no pipeline change can hide it.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def run(quick: bool = False) -> dict:
     p = QUICK if quick else FULL
     data = common.dataset(**p["sizes"])
     has_cache = cache_available()
-    epochs = {}
+    epochs, cpu = {}, {}
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         tmp = pathlib.Path(tmp)
         project = common.make_project(tmp / "project", runs={
@@ -70,6 +72,7 @@ def run(quick: bool = False) -> dict:
             else:
                 r = common.run_worker("common", "fit_raw", project=str(project), run=run_name, epochs=p["epochs"])
             epochs[(side, run_name)] = r["epoch_times"]
+            cpu[(side, run_name)] = r["epoch_cpu"]
             common.log(f"  {side} {run_name}: epochs " + ", ".join(f"{t:.2f}" for t in r["epoch_times"]) + " s")
 
     def med(side, run_name):
@@ -80,7 +83,8 @@ def run(quick: bool = False) -> dict:
     for run_name in ("tf", "gen", "mem"):
         for side in ("bare", "aimed"):
             t = med(side, run_name)
-            extra = {"images_per_s": n_images / t}
+            busy = [c / w for c, w in zip(cpu[(side, run_name)][1:], epochs[(side, run_name)][1:])]
+            extra = {"images_per_s": n_images / t, "cores_busy": common.summary(busy)["median"]}
             if run_name != "mem":
                 waiting[(side, run_name)] = max(0.0, (t - med(side, "mem")) / t)
                 extra["waiting_fraction"] = waiting[(side, run_name)]
@@ -125,6 +129,7 @@ def run(quick: bool = False) -> dict:
         "measurements": measurements,
         "goals": goals,
         "epoch_times": {f"{side} {run_name}": v for (side, run_name), v in epochs.items()},
+        "epoch_cpu": {f"{side} {run_name}": v for (side, run_name), v in cpu.items()},
     }
 
 

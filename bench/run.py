@@ -46,6 +46,7 @@ def _fmt(value, unit: str = "") -> str:
 #: Extra figures shown beside a measurement: key and format.
 _EXTRA_FORMATS = (
     ("waiting_fraction", "waiting {:.0%}"),
+    ("cores_busy", "{:.2f} of 2 cores busy"),
     ("images_per_s", "{:,.0f} images/s"),
     ("samples_per_s", "{:,.0f} samples/s"),
     ("wall_s", "wall {:.1f} s"),
