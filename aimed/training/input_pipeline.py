@@ -191,6 +191,24 @@ def _joined(datasets: List[Any]) -> Any:
     return _joined(datasets[:middle]).concatenate(_joined(datasets[middle:]))
 
 
+def _overlapped(epochs: List[Any], n_iter: int) -> Any:
+    """The epochs' batches in order, the next epoch's pipeline running while the current one is read.
+
+    A pipeline that shuffles decoded elements (the tutorial's ``shuffle(n)``) decodes a whole
+    buffer before its first batch; concatenated, every epoch would start with that stall. A
+    deterministic interleave over the epochs, two at a time in blocks of ``n_iter`` batches,
+    yields exactly the concatenation, but opens epoch k+1 while epoch k is read, so at most two
+    epochs' pipelines (and shuffle buffers) are alive at once.
+    """
+    if len(epochs) == 1:
+        return epochs[0]
+    import tensorflow as tf
+
+    nested = _joined([tf.data.Dataset.from_tensors(epoch) for epoch in epochs])
+    return nested.interleave(lambda epoch: epoch, cycle_length=2, block_length=n_iter, num_parallel_calls=2,
+                             deterministic=True)
+
+
 class FitSources:
     """The batches of the epochs of one ``fit`` call: one joined training source, validation per epoch.
 
@@ -243,7 +261,7 @@ class FitSources:
             return tuned(cached.repeat() if len(epochs) > 1 else cached, n_iter, self._deterministic)
         if split in self._segments:
             first = epochs.start - self._epochs.start
-            joined = _joined(self._segments[split][first:first + len(epochs)])
+            joined = _overlapped(self._segments[split][first:first + len(epochs)], n_iter)
             return tuned(joined, n_iter, self._deterministic)
         batches = _generator_epochs(self._build, split, epochs, n_iter, self._seed, self._turnstile)
         return tuned(batches, n_iter * len(epochs), self._deterministic)
