@@ -199,14 +199,24 @@ def _overlapped(epochs: List[Any], n_iter: int) -> Any:
     deterministic interleave over the epochs, two at a time in blocks of ``n_iter`` batches,
     yields exactly the concatenation, but opens epoch k+1 while epoch k is read, so at most two
     epochs' pipelines (and shuffle buffers) are alive at once.
+
+    The legacy ``parallel_interleave`` is used for its ``buffer_output_elements``: the public
+    ``interleave`` buffers up to a block ahead, a whole epoch of batches here (+1 GB on full MNIST).
     """
     if len(epochs) == 1:
         return epochs[0]
     import tensorflow as tf
 
     nested = _joined([tf.data.Dataset.from_tensors(epoch) for epoch in epochs])
-    return nested.interleave(lambda epoch: epoch, cycle_length=2, block_length=n_iter, num_parallel_calls=2,
-                             deterministic=True)
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")  # its deprecation notice would reach every training log
+    try:
+        interleave = tf.data.experimental.parallel_interleave(
+            lambda epoch: epoch, cycle_length=2, block_length=n_iter, sloppy=False, buffer_output_elements=2,
+            prefetch_input_elements=1)
+    finally:
+        logger.setLevel(level)
+    return nested.apply(interleave)
 
 
 class FitSources:
