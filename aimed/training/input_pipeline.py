@@ -213,7 +213,7 @@ def _overlapped(epochs: List[Any], n_iter: int) -> Any:
     try:
         interleave = tf.data.experimental.parallel_interleave(
             lambda epoch: epoch, cycle_length=2, block_length=n_iter, sloppy=False, buffer_output_elements=2,
-            prefetch_input_elements=1)
+            prefetch_input_elements=0)
     finally:
         logger.setLevel(level)
     return nested.apply(interleave)
