@@ -5,7 +5,8 @@
 - A plain generator is read ahead by a background thread into a bounded queue, for exactly the
   number of batches the fit takes, so the thread always ends.
 - The epochs of one ``fit`` call come from :class:`FitSources`, each epoch built after seeding
-  with ``seed + epoch``, so a resumed run sees the same batches.
+  with ``seed + epoch``, so a resumed run sees the same batches; a tf.data epoch starts while
+  the one before it is read (:func:`_overlapped`).
 - ``cache: memory|disk`` keeps a split's batches after the first epoch, but only for sources
   whose order cannot change between epochs: a ``tf.data`` graph with no shuffle or random op,
   or any validation source (the tutorial's loaders never shuffle it). Caching a shuffled source
