@@ -40,16 +40,23 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
 
 _parsed: Dict[tuple, tuple] = {}
 
+#: An import as written: ``(level, module, names)``. ``level`` counts the leading dots of a
+#: relative import (0 for absolute), ``module`` is the dotted name after them (may be empty, as in
+#: ``from . import x``), ``names`` what a ``from`` import takes from it (empty for ``import m``).
+ImportRecord = Tuple[int, str, Tuple[str, ...]]
+
+_IMPORT_FUNCTIONS = {"import_module", "__import__"}
+
 
 def _parse(path: pathlib.Path) -> tuple:
-    """``(AST hash, imported names)`` of a module, remembered while the file is unchanged."""
+    """``(AST hash, import records)`` of a module, remembered while the file is unchanged."""
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _parsed:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        names = tuple(_imported_names(tree))
+        records = tuple(_import_records(tree))
         digest = sha256_text(ast.dump(_strip_docstrings(tree), annotate_fields=False, include_attributes=False))
-        _parsed[key] = (digest, names)
+        _parsed[key] = (digest, records)
     return _parsed[key]
 
 
@@ -58,18 +65,38 @@ def module_hash(path: pathlib.Path) -> str:
     return _parse(path)[0]
 
 
-def _imported_names(tree: ast.AST) -> Iterable[str]:
+def _literal_import(node: ast.Call) -> Optional[ImportRecord]:
+    """``importlib.import_module("a.b")``, ``import_module(".b", package)`` or ``__import__("a")``, with a literal name."""
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    if name not in _IMPORT_FUNCTIONS or not node.args:
+        return None
+    target = node.args[0]
+    if not (isinstance(target, ast.Constant) and isinstance(target.value, str)):
+        return None
+    dotted = target.value
+    level = len(dotted) - len(dotted.lstrip("."))
+    # import_module(".x", package=__package__) is relative to the calling module's package.
+    return level, dotted[level:], ()
+
+
+def _import_records(tree: ast.AST) -> Iterator[ImportRecord]:
+    """Every import of a module, in any form: ``import a.b``, ``from a import b``, ``from .. import c``,
+    ``from .d import e`` and calls of ``import_module``/``__import__`` with a literal name, at any depth
+    (inside functions and ``try`` blocks too)."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield alias.name
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
-            for alias in node.names:
-                yield f"{node.module}.{alias.name}"
+                yield 0, alias.name, ()
+        elif isinstance(node, ast.ImportFrom):
+            yield node.level, node.module or "", tuple(alias.name for alias in node.names if alias.name != "*")
+        elif isinstance(node, ast.Call):
+            record = _literal_import(node)
+            if record is not None:
+                yield record
 
 
-def _module_file(src: pathlib.Path, name: str):
+def _module_file(src: pathlib.Path, name: str) -> Optional[pathlib.Path]:
     rel = pathlib.Path(*name.split("."))
     for candidate in (src / rel.with_suffix(".py"), src / rel / "__init__.py"):
         if candidate.is_file():
@@ -77,19 +104,52 @@ def _module_file(src: pathlib.Path, name: str):
     return None
 
 
-def module_closure_hashes(src: pathlib.Path, module_names: Iterable[str], prefix: str = "") -> Dict[str, str]:
-    """``{relative path: AST hash}`` of the named modules and every module of ``src`` they import.
+def _module_name(src: pathlib.Path, path: pathlib.Path) -> Tuple[str, bool]:
+    """The dotted name of a module file under ``src``, and whether it is a package's ``__init__``."""
+    parts = list(path.relative_to(src).with_suffix("").parts)
+    is_package = parts[-1] == "__init__"
+    return ".".join(parts[:-1] if is_package else parts), is_package
 
-    Only imports starting with ``prefix`` are followed (``"aimed"`` for aimed's own code, whose
-    folder sits beside third-party packages).
+
+def _resolve(record: ImportRecord, importer: str, importer_is_package: bool) -> List[str]:
+    """The absolute module names an import may load: the module, its parent packages, and each
+    ``from`` name (which may be a submodule rather than an attribute)."""
+    level, module, names = record
+    if level:
+        package = importer.split(".") if importer_is_package else importer.split(".")[:-1]
+        if level - 1 > len(package) or (level - 1 == len(package) and not module and not names):
+            return []  # beyond the top of src: Python refuses it too
+        base = package[:len(package) - (level - 1)]
+        module = ".".join(base + ([module] if module else []))
+    if not module:
+        return list(names)
+    parts = module.split(".")
+    targets = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    return targets + [f"{module}.{name}" for name in names]
+
+
+def module_closure_hashes(src: pathlib.Path, module_names: Iterable[str], prefix: str = "") -> Dict[str, str]:
+    """``{relative path: AST hash}`` of the named modules and every module of ``src`` they reach.
+
+    Imports are followed transitively in every form (see :func:`_import_records`); importing
+    ``a.b.c`` also runs ``a/__init__.py`` and ``a/b/__init__.py``, which are included. Only names
+    starting with ``prefix`` are followed (``"aimed"`` for aimed's own code, whose folder sits
+    beside third-party packages).
     """
     # Most imported names are third-party packages: one listing of src rules them out without a
     # stat per name, which mattered when the Snakefile computes this for every run and stage.
     top_level = {entry.name.removesuffix(".py") for entry in os.scandir(src)} if src.is_dir() else set()
     hashes: Dict[str, str] = {}
-    pending = list(module_names)
+    pending: List[str] = []
+    for name in module_names:
+        parts = name.split(".")
+        pending += [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    seen: set = set()
     while pending:
         name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
         in_src = name.startswith(prefix) and name.partition(".")[0] in top_level
         path = _module_file(src, name) if in_src else None
         if path is None:
@@ -97,8 +157,10 @@ def module_closure_hashes(src: pathlib.Path, module_names: Iterable[str], prefix
         key = path.relative_to(src).as_posix()
         if key in hashes:
             continue
-        hashes[key], imported = _parse(path)
-        pending.extend(imported)
+        hashes[key], records = _parse(path)
+        importer, is_package = _module_name(src, path)
+        for record in records:
+            pending.extend(_resolve(record, importer, is_package))
     return dict(sorted(hashes.items()))
 
 

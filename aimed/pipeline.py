@@ -63,8 +63,10 @@ STAGES: Dict[str, Stage] = {
             upstream=("validate-data",),
             outputs=("results/{run}/check_preprocessing/report.json",
                      "results/{run}/check_preprocessing/fingerprint.json"),
-            config_keys=("augmentor_class", "augmentor", "preprocessor_class", "preprocessor", "batch_size"),
-            components=("augmentor_class", "preprocessor_class"),
+            config_keys=("augmentor_class", "augmentor", "preprocessor_class", "preprocessor", "batch_size",
+                         "model_builder_class", "model_builder"),
+            # The model is built to check the batches against it.
+            components=("augmentor_class", "preprocessor_class", "model_builder_class"),
             reports=("results/{run}/check_preprocessing/samples.png",),
         ),
         Stage(

@@ -132,7 +132,7 @@ def test_comments_docstrings_and_whitespace_do_not_matter(project):
     [
         ("dataset.py", ALL_JOBS),
         ("preprocessing.py", FROM_CHECK),
-        ("models.py", FROM_TRAIN),
+        ("models.py", FROM_CHECK),  # check-preprocessing builds the model
         ("evaluation.py", EVALUATES),
     ],
 )
@@ -149,7 +149,7 @@ def test_a_change_in_an_imported_helper_module_counts(project):
     models.write_text("from helpers import WIDTH\n" + models.read_text())
     before = fingerprints(project)
     (project / "src" / "helpers.py").write_text("WIDTH = 2\n")
-    assert changed_jobs(before, fingerprints(project)) == FROM_TRAIN
+    assert changed_jobs(before, fingerprints(project)) == FROM_CHECK
 
 
 def test_a_change_in_a_helper_package_counts(project):
@@ -161,7 +161,7 @@ def test_a_change_in_a_helper_package_counts(project):
     models.write_text("from layers.widths import WIDTH\n" + models.read_text())
     before = fingerprints(project)
     (package / "widths.py").write_text("WIDTH = 2\n")
-    assert changed_jobs(before, fingerprints(project)) == FROM_TRAIN
+    assert changed_jobs(before, fingerprints(project)) == FROM_CHECK
 
 
 def test_an_imported_module_added_to_src_later_counts(project):
@@ -170,7 +170,59 @@ def test_an_imported_module_added_to_src_later_counts(project):
     models.write_text("import helpers\n" + models.read_text())
     before = fingerprints(project)
     (project / "src" / "helpers.py").write_text("WIDTH = 1\n")
-    assert changed_jobs(before, fingerprints(project)) == FROM_TRAIN
+    assert changed_jobs(before, fingerprints(project)) == FROM_CHECK
+
+
+#: A package-style ``src/model``: the config names ``model.ModelBuilder``, which ``model/__init__.py``
+#: re-exports from ``baseline``. Each entry: the lines put on top of some modules, which reach the
+#: edited module by one import form, and the module edited.
+IMPORT_FORMS = {
+    "from .x import y": ({"model/baseline.py": "from .deep import WIDTH\n"}, "model/deep.py"),
+    "from . import x": ({"model/baseline.py": "from . import deep\n"}, "model/deep.py"),
+    "from ..pkg import y": ({"model/sub/inner.py": "from ..deep import WIDTH\n",
+                             "model/baseline.py": "from .sub.inner import WIDTH\n"}, "model/deep.py"),
+    "from .. import x": ({"model/sub/inner.py": "from .. import deep\n",
+                          "model/baseline.py": "from .sub import inner\n"}, "model/deep.py"),
+    "from ...pkg import y": ({"model/sub/inner.py": "from ...common.deep import WIDTH\n",
+                              "model/baseline.py": "from .sub import inner\n"}, "common/deep.py"),
+    "import pkg.sub": ({"model/baseline.py": "import common.deep\n"}, "common/deep.py"),
+    "from pkg import submodule": ({"model/baseline.py": "from common import deep\n"}, "common/deep.py"),
+    "a package's __init__ runs on import of its submodule": (
+        {"model/baseline.py": "import common.deep\n"}, "common/__init__.py"),
+    "importlib.import_module literal": (
+        {"model/baseline.py": "import importlib\n_deep = importlib.import_module('common.deep')\n"},
+        "common/deep.py"),
+    "relative import_module inside a function": (
+        {"model/baseline.py": "from importlib import import_module\n\n\n"
+                              "def load():\n    return import_module('.deep', __package__)\n"}, "model/deep.py"),
+}
+
+
+@pytest.mark.parametrize("form", sorted(IMPORT_FORMS))
+def test_every_import_form_reaching_a_deep_module_counts(project, form):
+    """The class path names a package that re-exports; an edit imports away must change the fingerprint."""
+    src = project / "src"
+    for package in ("model", "model/sub", "common"):
+        (src / package).mkdir(parents=True, exist_ok=True)
+        (src / package / "__init__.py").write_text("")
+    (src / "model" / "__init__.py").write_text("from .baseline import ModelBuilder\n")
+    (src / "model" / "baseline.py").write_text((src / "models.py").read_text())
+    for name in ("model/deep.py", "common/deep.py"):
+        (src / name).write_text("WIDTH = 1\n")
+    headers, edited = IMPORT_FORMS[form]
+    for name, header in headers.items():
+        path = src / name
+        path.write_text(header + (path.read_text() if path.is_file() else ""))
+    update_yaml(project / "runs" / "mnist-tf" / "config.yaml", {"model_builder_class": "model.ModelBuilder"})
+    before = fingerprints(project)
+    append(src / edited, "\nWIDTH = 2\n")
+    assert changed_jobs(before, fingerprints(project)) == FROM_CHECK, f"editing {edited} went unnoticed"
+
+
+def test_an_unreached_module_does_not_count(project):
+    before = fingerprints(project)
+    (project / "src" / "unused.py").write_text("import models\n")
+    assert changed_jobs(before, fingerprints(project)) == frozenset()
 
 
 @pytest.mark.parametrize(
@@ -179,7 +231,7 @@ def test_an_imported_module_added_to_src_later_counts(project):
         ({"data_loader": {"shuffle": False}}, ALL_JOBS),
         ({"preprocessor": {"normalize_by": 128}}, FROM_CHECK),
         ({"batch_size": 8}, FROM_CHECK),
-        ({"model_builder": {"n_filters": 64}}, FROM_TRAIN),
+        ({"model_builder": {"n_filters": 64}}, FROM_CHECK),
         ({"epochs": 3}, FROM_TRAIN),
         ({"export": {"metric": "val_sparse_categorical_accuracy", "mode": "max"}}, FROM_TRAIN),
         ({"evaluation": {"thresholds": {"accuracy": {"min": 0.5}}}}, {("evaluate", "validation")}),
@@ -241,10 +293,13 @@ def test_why_names_the_changed_part(project):
     record(config, project, "train", folder)
     assert why(config, project, "train", folder) == []
     append(project / "src" / "models.py", "\n_CHANGED = 1\n")
-    assert why(config, project, "train", folder) == ["code.models.py: changed"]
+    # check-preprocessing builds the model too, so the upstream fingerprint changes with it.
+    assert why(config, project, "train", folder) == ["code.models.py: changed",
+                                                     "upstream.check-preprocessing: changed"]
     update_yaml(project / "runs" / "mnist-tf" / "config.yaml", {"model_builder": {"n_filters": 64}})
     config = load_config(project / "runs" / "mnist-tf" / "config.yaml")
-    assert why(config, project, "train", folder) == ["code.models.py: changed", "config.model_builder: changed"]
+    assert why(config, project, "train", folder) == ["code.models.py: changed", "config.model_builder: changed",
+                                                     "upstream.check-preprocessing: changed"]
 
 
 def test_fingerprint_files_are_rewritten_only_when_their_value_changes(project):

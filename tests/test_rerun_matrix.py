@@ -249,16 +249,17 @@ def test_thresholds_rerun_the_validation_evaluation_only(project):
         assert "up to date" in why(project, "mnist-tf", "evaluate", "test")
 
 
-def test_model_builder_section_reruns_training_on(project):
+# check-preprocessing builds the model to check the batches against it, so it reruns with the model.
+def test_model_builder_section_reruns_check_preprocessing_on(project):
     with edited(project, "runs/mnist-tf/config.yaml"):
         update_yaml(project / "runs" / "mnist-tf" / "config.yaml", {"model_builder": {"n_filters": 16}})
-        assert_plans(project, jobs(["mnist-tf"], *FROM_TRAIN))
+        assert_plans(project, jobs(["mnist-tf"], *FROM_CHECK))
 
 
-def test_model_code_reruns_training_on_for_both_runs(project):
+def test_model_code_reruns_check_preprocessing_on_for_both_runs(project):
     with edited(project, "src/models.py"):
         append(project / "src" / "models.py", "\n_CHANGED = 1\n")
-        assert_plans(project, jobs(RUNS, *FROM_TRAIN))
+        assert_plans(project, jobs(RUNS, *FROM_CHECK))
         assert "code.models.py: changed" in why(project, "mnist-tf", "train")
 
 
