@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import itertools
-from typing import Any, Iterator, Tuple
+from typing import Any, Deque, Iterator, List, Optional, Tuple
 
 import numpy as np
+
+from aimed.errors import StageFailed
 
 
 def is_tf_dataset(source: Any) -> bool:
@@ -73,12 +77,32 @@ def split_batch(batch: Any) -> Tuple[Any, Any, Any]:
     )
 
 
-def decode_ids(ids: Any) -> list:
-    """Data ids as strings: bytes are decoded, numbers formatted."""
-    return [i.decode("utf-8") if isinstance(i, bytes) else str(i) for i in np.asarray(ids).reshape(-1).tolist()]
+def id_text(data_id: Any) -> str:
+    """A data id as the report shows it: text as is, bytes decoded, numbers as Python prints them.
+
+    Numpy scalars and 0-d arrays count as the Python value they hold, so ``np.int64(7)`` is
+    ``7`` and ``np.str_("a")`` is ``a``; bytes that are not UTF-8 keep their escapes.
+    """
+    if isinstance(data_id, np.ndarray) and data_id.ndim == 0:
+        data_id = data_id.item()
+    elif isinstance(data_id, np.generic):
+        data_id = data_id.item()
+    if isinstance(data_id, (bytes, bytearray)):
+        return bytes(data_id).decode("utf-8", errors="backslashreplace")
+    return str(data_id)
+
+
+def decode_ids(ids: Any) -> List[str]:
+    """:func:`id_text` of each id of a sequence or array of ids."""
+    values = ids.reshape(-1).tolist() if isinstance(ids, np.ndarray) else list(ids)
+    return [id_text(i) for i in values]
 
 
 SPLITS = ("train", "validation", "test")
+
+#: What aimed puts in the third slot of a test point before the user's preprocessing, in place of
+#: the data id it carries itself: the weight the point would have in training.
+UNIT_WEIGHT = 1.0
 
 
 def split_source(loader: Any, split: str) -> Tuple[Any, int]:
@@ -92,17 +116,128 @@ def split_source(loader: Any, split: str) -> Tuple[Any, int]:
     return source, int(n)
 
 
-def batched_split(loader: Any, augmentor: Any, preprocessor: Any, split: str, for_eval: bool = False) -> Tuple[Any, int, int]:
-    """``(batches, n, n_iter)`` of a split through augmentation and preprocessing.
-
-    With ``for_eval`` there is no augmentation and a finite generator is padded (see
-    :func:`never_exhausted`), so exactly ``n`` rows can be read from ``n_iter`` batches.
-    """
+def batched_split(loader: Any, augmentor: Any, preprocessor: Any, split: str) -> Tuple[Any, int, int]:
+    """``(batches, n, n_iter)`` of the training or validation split through augmentation and preprocessing."""
     source, n = split_source(loader, split)
-    if for_eval:
-        source = prepare_eval_source(source)
-    elif augmentor is not None:
+    if augmentor is not None:
         add = augmentor.add_augmentation if split == "train" else augmentor.add_validation_augmentation
         source = add(source)
     batches, n_iter = preprocessor.add_preprocess(source, n)
     return batches, n, int(n_iter)
+
+
+class SplitIds:
+    """A split's data ids in the order its points are read, handed out batch by batch.
+
+    Ids are known up front (the validation index, a tf.data source's ids) or recorded as a
+    generator's points are read; either way a batch of ``k`` rows takes the next ``k``.
+    """
+
+    def __init__(self, split: str, known: Optional[List[Any]] = None) -> None:
+        self.split = split
+        self._pending: Deque[Any] = collections.deque(known or ())
+
+    def record(self, data_id: Any) -> None:
+        self._pending.append(data_id)
+
+    def take(self, count: int) -> List[str]:
+        """The ids of the next ``count`` rows, as report text."""
+        if len(self._pending) < count:
+            raise StageFailed(
+                f"the {self.split} split's preprocessing yielded more rows than the DataLoader gave points: "
+                f"{count} rows came with only {len(self._pending)} ids read. A preprocessor must turn each point "
+                f"into one row, in order (no shuffling, padding or filtering of the {self.split} split)."
+            )
+        return [id_text(self._pending.popleft()) for _ in range(count)]
+
+
+@dataclasses.dataclass
+class EvalSplit:
+    """A split prepared for evaluation: its batches, size, and ids carried beside the batches.
+
+    ``weighted``: the third element of each batch is the point's weight (validation); for the
+    test split it is :data:`UNIT_WEIGHT`, standing in for the id.
+    """
+
+    batches: Any
+    n: int
+    n_iter: int
+    ids: SplitIds
+    weighted: bool
+
+
+#: Ids read per batch from a tf.data source; with map fusion the rest of its graph is pruned.
+_ID_READ_BATCH = 1024
+
+
+def _tf_ids(source: Any, n: int) -> List[Any]:
+    """The first ``n`` data ids of a tf.data source of ``(x, y, data_id)``, read without computing x or y.
+
+    With map fusion, the id-only map merges into the source's own maps, and TensorFlow prunes
+    the ops the id does not depend on (decoding, resizing): the pass costs a few percent of a full one.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_optimization.map_fusion = True
+    ids = source.map(lambda x, y, data_id: data_id).take(n).batch(_ID_READ_BATCH).with_options(options)
+    return [value for batch in ids.as_numpy_iterator() for value in np.asarray(batch).reshape(len(batch), -1)[:, 0]]
+
+
+def _points(source: Any, split: str) -> Iterator[Tuple[Any, Any, Any]]:
+    for index, point in enumerate(source):
+        if not isinstance(point, (tuple, list)) or len(point) != 3:
+            shape = f"a {type(point).__name__}" + (f" of length {len(point)}" if isinstance(point, (tuple, list)) else "")
+            raise StageFailed(
+                f"data point {index} of the {split} split is {shape}, not a tuple (x, y, "
+                f"{'data_id' if split == 'test' else 'weight'})."
+            )
+        yield point
+
+
+def _check_tf_points(source: Any, split: str) -> None:
+    spec = source.element_spec
+    if not isinstance(spec, tuple) or len(spec) != 3:
+        raise StageFailed(
+            f"the {split} split's tf.data source yields {spec}, not a tuple (x, y, data_id). Make "
+            f"create_test_generator yield (x, y, data_id) for each point."
+        )
+
+
+def _ids_set_aside(source: Any, ids: SplitIds) -> Iterator[Tuple[Any, Any, float]]:
+    """A generator's points with each data id recorded in ``ids`` and replaced by :data:`UNIT_WEIGHT`."""
+    for x, y, data_id in _points(source, ids.split):
+        ids.record(data_id)
+        yield x, y, np.float32(UNIT_WEIGHT)
+
+
+def eval_split(loader: Any, preprocessor: Any, split: str) -> EvalSplit:
+    """The validation or test split through the preprocessor, unaugmented, with its ids set aside.
+
+    The test split's ids leave its points before the user's preprocessing (any batchify that
+    works for training works here: it sees a weight of 1.0) and are handed back batch by batch.
+    Validation ids come from ``get_validation_index()``, else positions. A finite generator is
+    padded (see :func:`never_exhausted`) so exactly ``n`` rows can be read from ``n_iter`` batches.
+    """
+    source, n = split_source(loader, split)
+    if split == "test":
+        ids = SplitIds(split)
+        if is_tf_dataset(source):
+            _check_tf_points(source, split)
+            import tensorflow as tf
+
+            ids = SplitIds(split, _tf_ids(source, n))
+            source = source.map(lambda x, y, data_id: (x, y, tf.constant(UNIT_WEIGHT, tf.float32)))
+        else:
+            source = _ids_set_aside(source, ids)
+    else:
+        index = loader.get_validation_index() if split == "validation" else None
+        known = list(index) if index is not None else list(range(n))
+        if len(known) != n:
+            raise StageFailed(
+                f"{type(loader).__name__}.get_validation_index() returned {len(known)} ids for a validation split "
+                f"of n={n} points. Return one id per point, in the order create_validation_generator yields them."
+            )
+        ids = SplitIds(split, known)
+    batches, n_iter = preprocessor.add_preprocess(prepare_eval_source(source), n)
+    return EvalSplit(batches, n, int(n_iter), ids, weighted=split != "test")

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from aimed.data import batched_split, split_source, take
+from aimed.errors import StageFailed
+from aimed.data import eval_split, split_source, take
 from aimed.run import resolve_run
 from aimed.stages.evaluate import evaluate_split
 from conftest import REPO_ROOT, deep_update, prepare_dataset
@@ -89,7 +90,8 @@ def own_predictions(model, loader, preprocessor, split: str) -> Dict[str, np.nda
 def test_batches_overrun_the_split(run, split, contexts):
     """The premise of the other tests: the batches hold more rows than the split has points."""
     ctx = contexts[run]
-    batches, n, n_iter = batched_split(ctx.data_loader(), None, ctx.preprocessor(), split, for_eval=True)
+    prepared = eval_split(ctx.data_loader(), ctx.preprocessor(), split)
+    batches, n, n_iter = prepared.batches, prepared.n, prepared.n_iter
     assert n == SIZES[split] and n_iter == 3
     sizes = [len(b[0]) for b in take(batches, n_iter)]
     if run == "mnist-gen":
@@ -167,6 +169,80 @@ def test_validation_ids_of_the_wrong_length_fail(contexts, model, tmp_path):
         def get_validation_index(self):
             return super().get_validation_index()[:-1]
 
-    with pytest.raises(ValueError, match=r"get_validation_index\(\) returned 18 ids for a split of n=19"):
+    with pytest.raises(StageFailed, match=r"get_validation_index\(\) returned 18 ids for a validation split of n=19"):
         evaluate_split(model, Short(ctx.config, ctx.data_dir), ctx.preprocessor(), ctx.evaluator(), "validation",
                        tmp_path / "report.csv")
+
+
+# ----------------------------------------------------------------------------- ids beside the batches
+
+#: Ids of every type a DataLoader may yield, and the report text of each.
+ID_KINDS = {
+    "str": (lambda i: f"digit_{i:04d}.png", lambda i: f"digit_{i:04d}.png"),
+    "bytes": (lambda i: f"case-{i}".encode(), lambda i: f"case-{i}"),
+    "int": (lambda i: 1000 + i, lambda i: str(1000 + i)),
+    "numpy int64": (lambda i: np.int64(7 * i), lambda i: str(7 * i)),
+    "numpy str": (lambda i: np.str_(f"n{i}"), lambda i: f"n{i}"),
+    "numpy bytes": (lambda i: np.bytes_(f"b{i}".encode()), lambda i: f"b{i}"),
+}
+
+
+def _casting_preprocessor(base: type) -> type:
+    """A generator preprocessor whose batchify casts every element of a batch to float32, ids included."""
+
+    class CastingPreprocessor(base):
+        def batchify(self, generator, n_data_points):
+            def batches():
+                while True:
+                    rows = [next(generator) for _ in range(self.batch_size)]
+                    yield tuple(np.asarray([row[k] for row in rows], dtype=np.float32) for k in range(3))
+
+            return batches(), -(-n_data_points // self.batch_size)
+
+    return CastingPreprocessor
+
+
+@pytest.mark.parametrize("kind", sorted(ID_KINDS))
+def test_ids_of_every_type_reach_the_report_through_a_casting_batchify(kind, contexts, model, tmp_path):
+    """A batchify that casts everything to float32 works for training, so it must work for test too."""
+    ctx = contexts["mnist-gen"]
+    make_id, shown = ID_KINDS[kind]
+    base_loader = ctx.data_loader()
+
+    class Loader(type(base_loader)):
+        def create_test_generator(self):
+            source, n = super().create_test_generator()
+            return ((x, y, make_id(i)) for i, (x, y, _) in zip(range(n), source)), n
+
+    preprocessor = _casting_preprocessor(type(ctx.preprocessor()))(ctx.config)
+    evaluate_split(model, Loader(ctx.config, ctx.data_dir), preprocessor, ctx.evaluator(), "test",
+                   tmp_path / "report.csv")
+    with open(tmp_path / "report.csv", newline="") as f:
+        ids = [row["data_id"] for row in csv.DictReader(f)]
+    assert ids == [shown(i) for i in range(SIZES["test"])]
+
+
+@pytest.mark.parametrize("kind", ["bytes", "int"])
+def test_tf_data_ids_are_set_aside_before_a_casting_preprocessor(kind, contexts, model, tmp_path):
+    import tensorflow as tf
+
+    ctx = contexts["mnist-tf"]
+    make_id, shown = ID_KINDS[kind]
+
+    class Loader(type(ctx.data_loader())):
+        def create_test_generator(self):
+            source, n = super().create_test_generator()
+            ids = tf.data.Dataset.from_tensor_slices([make_id(i) for i in range(n)])
+            return tf.data.Dataset.zip((source, ids)).map(lambda point, data_id: (point[0], point[1], data_id)), n
+
+    class Casting(type(ctx.preprocessor())):
+        def batchify(self, generator, n_data_points):
+            batches, n_iter = super().batchify(generator, n_data_points)
+            return batches.map(lambda x, y, w: (tf.cast(x, tf.float32), tf.cast(y, tf.float32),
+                                                tf.cast(w, tf.float32))), n_iter
+
+    evaluate_split(model, Loader(ctx.config, ctx.data_dir), Casting(ctx.config), ctx.evaluator(), "test",
+                   tmp_path / "report.csv")
+    with open(tmp_path / "report.csv", newline="") as f:
+        ids = [row["data_id"] for row in csv.DictReader(f)]
+    assert ids == [shown(i) for i in range(SIZES["test"])]

@@ -32,7 +32,7 @@ import yaml
 
 from aimed import EvaluatorBase
 from aimed.cli import main as aimed_main
-from aimed.data import batched_split, take
+from aimed.data import eval_split, take
 from aimed.errors import StageFailed
 from aimed.evaluation.funcs import EvalFunction, batched, eval_functions
 from aimed.run import resolve_run
@@ -457,9 +457,10 @@ def test_model_metrics_match_model_evaluate(split, contexts, model, tmp_path):
     ctx = contexts["mnist-tf"]  # tf.data: n_iter batches are exactly the split (short last batch)
     result = evaluate_split(model, ctx.data_loader(), ctx.preprocessor(), ctx.evaluator(), split,
                             tmp_path / "report.csv")
-    batches, _, n_iter = batched_split(ctx.data_loader(), None, ctx.preprocessor(), split, for_eval=True)
+    prepared = eval_split(ctx.data_loader(), ctx.preprocessor(), split)
+    batches, n_iter = prepared.batches, prepared.n_iter
     if split == "test":
-        batches = batches.map(lambda x, y, data_id: (x, y))  # the third element is the id, not a weight
+        batches = batches.map(lambda x, y, unit_weight: (x, y))  # the test split is unweighted
     expected = model.evaluate(batches.take(n_iter), return_dict=True, verbose=0)
     got = result.summary["model_metrics"]
     assert set(expected) <= set(got)

@@ -260,18 +260,15 @@ def _savedmodel_test_predictions(project: pathlib.Path, run: str):
     import numpy as np
     import tensorflow as tf
 
-    from aimed.data import batched_split, decode_ids, split_batch, take
+    from aimed.data import eval_split, split_batch, take
     from aimed.run import resolve_run
 
     ctx = resolve_run(run, project)
-    batches, n, n_iter = batched_split(ctx.data_loader(), None, ctx.preprocessor(), "test", for_eval=True)
-    xs, ids = [], []
-    for batch in take(batches, n_iter):
-        x, _, data_id = split_batch(batch)
-        xs.append(np.asarray(x))
-        ids += decode_ids(data_id)
+    prepared = eval_split(ctx.data_loader(), ctx.preprocessor(), "test")
+    n = prepared.n
+    xs = [np.asarray(split_batch(batch)[0]) for batch in take(prepared.batches, prepared.n_iter)]
     x = np.concatenate(xs)[:n]
-    ids = ids[:n]
+    ids = prepared.ids.take(n)
 
     loaded = tf.saved_model.load(str(project / "results" / run / "export" / "savedmodel"))
     signature = loaded.signatures["serving_default"]

@@ -30,7 +30,7 @@ from typing import Any, Dict, Generator, Iterator, List, Optional
 import numpy as np
 
 from aimed._io import atomic_write_json, staged_dir
-from aimed.data import batched_split, decode_ids
+from aimed.data import decode_ids, eval_split
 from aimed.errors import StageFailed
 from aimed.evaluation.batches import EvalBatch, eval_batches
 from aimed.evaluation.funcs import eval_functions
@@ -90,17 +90,6 @@ def class_labels(y_true: np.ndarray, n_classes: int) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == n_classes:
         return np.argmax(y, axis=1)
     return y.reshape(-1).astype(np.int64)
-
-
-def split_ids(loader: Any, split: str, n: int) -> Optional[List[str]]:
-    """Ids of the validation split, which yields weights rather than ids: from the loader, else positions."""
-    if split != "validation":
-        return None
-    index = loader.get_validation_index()
-    ids = decode_ids(index) if index is not None else [str(i) for i in range(n)]
-    if len(ids) != n:
-        raise ValueError(f"get_validation_index() returned {len(ids)} ids for a split of n={n}")
-    return ids
 
 
 class _Metadata:
@@ -176,7 +165,8 @@ _END = object()
 def _predicted(step: EvalStep, batches: Iterator[EvalBatch], weighted: bool) -> Iterator[tuple]:
     """``(x, y_true, third, y_pred, loss)`` of each batch: one compiled call, its outputs fetched as numpy.
 
-    ``weighted``: the third element is the sample weight (the validation split), not the data id.
+    ``weighted``: the third element is the sample weight (the validation split), not the unit weight
+    standing in for the test split's ids.
     """
     for x, y_true, third in batches:
         weights = third.astype(np.float32) if weighted and third is not None else None
@@ -231,8 +221,8 @@ def _report_batch(writer: ReportWriter, slices: Dict[str, SliceAccumulator], met
 def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, split: str, report_path,
                    settings: EvalSettings = EvalSettings()) -> SplitResult:
     """Write the report of one split to ``report_path`` and return its summary and plot data."""
-    batches, n, n_iter = batched_split(loader, None, preprocessor, split, for_eval=True)
-    ids = split_ids(loader, split, n)
+    prepared = eval_split(loader, preprocessor, split)
+    n, n_iter = prepared.n, prepared.n_iter
     funcs = eval_functions(evaluator)
     worst_by = settings.worst_by or next(iter(funcs), None)
     if worst_by is not None and worst_by not in funcs:
@@ -248,14 +238,12 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
     classifier: Optional[bool] = None  # decided on the first batch, so every batch has the same columns
     writer = ReportWriter(report_path, settings.report_format)
     progress = _Progress(split, n)
-    predicted_batches = _one_ahead(_predicted(step, eval_batches(batches, n_iter, n, settings.batch_size),
-                                              weighted=ids is not None))
+    predicted_batches = _one_ahead(_predicted(step, eval_batches(prepared.batches, n_iter, n, settings.batch_size),
+                                              weighted=prepared.weighted))
     try:
         for x, y_true, third, y_pred, batch_loss in predicted_batches:
             keep = len(x)
-            if ids is None and third is None:
-                raise ValueError(f"the {split} split's batches are (x, y): the third element, the data id, is missing")
-            batch_ids = ids[rows:rows + keep] if ids is not None else decode_ids(third)
+            batch_ids = prepared.ids.take(keep)
             loss_sum += batch_loss * keep
             if classifier is None:
                 classifier = is_classifier(y_pred, y_true)
