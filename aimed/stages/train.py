@@ -32,6 +32,7 @@ from aimed.provenance import explain, fingerprint_parts
 from aimed.run import RunContext
 from aimed.tracking import flatten, open_state_run, run_tracker
 from aimed.training.distribution import is_chief, make_strategy
+from aimed.training.class_weights import with_class_weights
 from aimed.training.input_pipeline import EpochCache, FitSources, seed_everything
 from aimed.training.state import TrainState, archive, train_lock
 
@@ -267,6 +268,14 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
             f"{config.source}: key 'export.metric' is '{metric}', but the model logs only {', '.join(names)}. "
             f"Set export.metric to one of these."
         )
+    class_weight = builder.get_class_weight()
+    if class_weight and len(model.outputs) > 1:
+        raise StageFailed(
+            f"{config.model_builder_class}.get_class_weight() returned class weights, but the model has "
+            f"{len(model.outputs)} outputs: aimed cannot tell which one they are for. Return None from "
+            f"get_class_weight() and put the class weights into the per-sample weights of your data instead."
+        )
+
     # Opened only now: a config error must not move the resume state aside.
     state = _open_state(ctx, writable=chief)
     state.restore(model)
@@ -288,8 +297,9 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
     caches = {split: EpochCache(config.cache, cache_dir, split, config.deterministic) for split in ("train", "validation")}
 
     def build(split: str) -> Tuple[Any, int]:
+        # Keras refuses class_weight for generators and weighted sources: aimed weights the samples itself.
         batches, _, n_iter = batched_split(loader, augmentor, preprocessor, split)
-        return batches, n_iter
+        return with_class_weights(batches, class_weight, list(model.outputs[0].shape)), n_iter
 
     def end_epoch(logs: Dict[str, float]) -> None:
         value = logs.get(metric)
@@ -315,7 +325,6 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
             model.fit(
                 sources.train, steps_per_epoch=sources.steps["train"], initial_epoch=epochs.start, epochs=epochs.stop,
                 callbacks=callbacks, verbose=1 if verbose == 1 else 0, shuffle=False,
-                class_weight=builder.get_class_weight(),
             )
 
         if state.data.get("best") is None:
