@@ -51,6 +51,11 @@ class RunContext:
 
         return record(self.config, self.project_dir, stage, folder, split)
 
+    @property
+    def source_dir(self) -> pathlib.Path:
+        """The run's ``src_code_path``, absolute."""
+        return (self.project_dir / self.config.src_code_path).resolve()
+
     def component_class(self, key: str) -> Optional[type]:
         return load_class(self.config, key, self.project_dir)
 

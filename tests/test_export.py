@@ -14,6 +14,7 @@ import math
 import pathlib
 import shutil
 import subprocess
+import sys
 from typing import Dict, Tuple
 
 import pandas as pd
@@ -234,3 +235,117 @@ def test_unlogged_export_metric_fails_before_the_first_epoch(train_template, exp
     state = fresh / "state" / RUN / "train" / "state.json"
     assert not state.exists() or json.loads(state.read_text())["epoch"] == 0
     assert (trained / "state" / RUN / "train" / "state.json").read_text() == trained_state
+
+
+# ----------------------------------------------------------------------------- custom objects, never registered
+
+CUSTOM_BUILDER = '''
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+
+def smoothed_ce(y_true, y_pred):
+    """A plain-function loss on logits, never registered with keras.saving."""
+    one_hot = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), 10)
+    return keras.losses.categorical_crossentropy(one_hot * 0.9 + 0.01, y_pred, from_logits=True)
+
+
+def top_logit(y_true, y_pred):
+    """A plain-function metric."""
+    return tf.reduce_max(y_pred, axis=-1)
+
+
+class HitRate(keras.metrics.Metric):
+    """A metric class of the user's module."""
+
+    def __init__(self, name="hit_rate", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.hits = self.add_variable(shape=(), initializer="zeros", name="hits")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        predicted = tf.cast(tf.argmax(y_pred, axis=-1), tf.float32)
+        hit = tf.cast(tf.equal(predicted, tf.cast(tf.reshape(y_true, [-1]), tf.float32)), tf.float32)
+        self.hits.assign_add(tf.reduce_sum(hit))
+        self.count.assign_add(tf.cast(tf.size(hit), tf.float32))
+
+    def result(self):
+        return self.hits / tf.maximum(self.count, 1.0)
+
+
+class Scale(keras.layers.Layer):
+    """A layer subclass with a constructor argument."""
+
+    def __init__(self, factor, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, inputs):
+        return inputs * self.factor
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+class CustomObjectsModelBuilder(ModelBuilder):
+    """Test only: logits, a function loss, function and class metrics, a custom layer and Lambdas."""
+
+    def get_compiled_model(self):
+        inputs = tfk.Input(shape=(self.input_h * self.input_w,), name="image")
+        hidden = tfk.layers.Lambda(lambda t: t * 2.0 - 1.0)(inputs)
+        hidden = Scale(0.5)(tfk.layers.Dense(self.n_filters, activation="relu")(hidden))
+        logits = tfk.layers.Lambda(top_logit_free_scale)(tfk.layers.Dense(10)(hidden))
+        model = tfk.Model(inputs, logits)
+        model.compile(optimizer="adam", loss=smoothed_ce, metrics=[top_logit, HitRate()])
+        return model
+
+
+def top_logit_free_scale(t):
+    return t * 1.0
+'''
+
+
+@pytest.mark.slow
+def test_custom_objects_export_evaluate_and_serve_without_registration(train_project, tmp_path):
+    import numpy as np
+
+    project = train_project({"model_builder_class": "models.CustomObjectsModelBuilder", "epochs": 2})
+    with (project / "src" / "models.py").open("a") as f:
+        f.write(CUSTOM_BUILDER)
+    for stage in (["train", RUN], ["export", RUN], ["evaluate", RUN, "--split", "test"]):
+        check_aimed(project, *stage)
+    export = project / "results" / RUN / "export"
+    card = json.loads((export / "model_card.json").read_text())
+    assert card["reload"] == {"custom_objects": ["HitRate", "Scale", "smoothed_ce", "top_logit",
+                                                 "top_logit_free_scale"], "safe_mode": False}
+    # Logits out: the confidence is the top softmax probability of y_pred (the logits), and the summary says so.
+    report = pd.read_csv(project / "results" / RUN / "evaluate" / "test" / "report.csv")
+    logits = np.array([json.loads(v) for v in report["y_pred"]])
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(report["confidence"], probabilities.max(axis=1), rtol=1e-5)
+    assert (report["pred_class"] == logits.argmax(axis=1)).all()
+    summary = json.loads((project / "results" / RUN / "evaluate" / "test" / "summary.json").read_text())
+    assert "logits" in summary["classification"]["confidence"]
+
+    # The SavedModel serves in a process that has neither the user's code nor aimed on its path,
+    # and agrees with the .keras file reloaded the way the model card says.
+    x = np.random.default_rng(0).random((4, 784), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    serve = subprocess.run(
+        [sys.executable, "-c", "import sys, numpy as np, tensorflow as tf\n"
+         "sys.path = [p for p in sys.path if 'src' not in p]\n"
+         f"m = tf.saved_model.load({str(export / 'savedmodel')!r})\n"
+         "f = m.signatures['serving_default']\n"
+         f"out = f(**{{list(f.structured_input_signature[1])[0]: tf.constant(np.load({str(tmp_path / 'x.npy')!r}))}})\n"
+         f"np.save({str(tmp_path / 'served.npy')!r}, list(out.values())[0].numpy())\n"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert serve.returncode == 0, serve.stderr[-3000:]
+    reload = subprocess.run(
+        [sys.executable, "-c", "import sys, numpy as np, keras, models\n"
+         f"objects = {{name: getattr(models, name) for name in {card['reload']['custom_objects']!r}}}\n"
+         f"m = keras.models.load_model({str(export / 'model.keras')!r}, custom_objects=objects, safe_mode=False)\n"
+         f"np.save({str(tmp_path / 'reloaded.npy')!r}, m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0))\n"],
+        cwd=project / "src", capture_output=True, text=True, timeout=120)
+    assert reload.returncode == 0, reload.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "served.npy"), np.load(tmp_path / "reloaded.npy"), rtol=1e-5, atol=1e-6)

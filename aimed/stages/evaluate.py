@@ -32,6 +32,7 @@ import numpy as np
 from aimed._io import atomic_write_json, staged_dir
 from aimed.data import decode_ids, eval_split
 from aimed.errors import StageFailed
+from aimed.model_files import rebuilt_model
 from aimed.evaluation.batches import EvalBatch, eval_batches
 from aimed.evaluation.funcs import eval_functions
 from aimed.evaluation.report import REPORT_NAMES, ReportWriter, cell, cells, float_cells
@@ -83,6 +84,26 @@ def is_classifier(y_pred: np.ndarray, y_true: np.ndarray) -> bool:
     if y_true.ndim == 2 and y_true.shape[1] == n_classes:
         return bool(np.all(y_true >= 0) and np.allclose(y_true.sum(axis=1), 1.0, atol=1e-6))
     return False
+
+
+def outputs_are_logits(model: Any, y_pred: np.ndarray) -> bool:
+    """Whether a classifier's scores are logits rather than probabilities.
+
+    The compiled loss says so when it is a Keras loss built with ``from_logits=True``; otherwise
+    the scores do: softmax rows lie in [0, 1] and sum to 1, which logits practically never all do.
+    """
+    losses = model.loss.values() if isinstance(getattr(model, "loss", None), dict) else [getattr(model, "loss", None)]
+    if any(getattr(loss, "from_logits", False) for loss in losses):
+        return True
+    with np.errstate(invalid="ignore"):
+        probabilities = (np.all((y_pred >= 0) & (y_pred <= 1))
+                         and np.allclose(y_pred.sum(axis=1), 1.0, atol=1e-3))
+    return not probabilities
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - np.max(logits, axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def class_labels(y_true: np.ndarray, n_classes: int) -> np.ndarray:
@@ -194,14 +215,17 @@ def _one_ahead(items: Iterator[Any]) -> Generator[Any, None, None]:
 def _report_batch(writer: ReportWriter, slices: Dict[str, SliceAccumulator], metadata: Optional[_Metadata],
                   batch_ids: List[str], y_true: np.ndarray, y_pred: np.ndarray, classes: Optional[np.ndarray],
                   predicted: Optional[np.ndarray], correct: Optional[np.ndarray],
-                  batch_values: Dict[str, np.ndarray]) -> None:
-    """Format one batch's report columns, count them into the slices and write them."""
+                  batch_values: Dict[str, np.ndarray], logits: bool = False) -> None:
+    """Format one batch's report columns, count them into the slices and write them.
+
+    ``logits``: the classifier's scores are logits, so ``confidence`` is the top softmax probability.
+    """
     columns: Dict[str, List[str]] = {"data_id": batch_ids}
     if classes is not None:
         columns["y_true"] = list(map(str, classes.tolist()))
         columns["y_pred"] = cells(y_pred)
         columns["pred_class"] = list(map(str, predicted.tolist()))
-        columns["confidence"] = float_cells(np.max(y_pred, axis=1))
+        columns["confidence"] = float_cells(np.max(softmax(y_pred) if logits else y_pred, axis=1))
     else:
         columns["y_true"] = cells(y_true)
         columns["y_pred"] = cells(y_pred)
@@ -236,6 +260,7 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
     model.reset_metrics()
     loss_sum, confusion, rows = 0.0, None, 0
     classifier: Optional[bool] = None  # decided on the first batch, so every batch has the same columns
+    logits = False
     writer = ReportWriter(report_path, settings.report_format)
     progress = _Progress(split, n)
     predicted_batches = _one_ahead(_predicted(step, eval_batches(prepared.batches, n_iter, n, settings.batch_size),
@@ -247,6 +272,7 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
             loss_sum += batch_loss * keep
             if classifier is None:
                 classifier = is_classifier(y_pred, y_true)
+                logits = bool(classifier) and outputs_are_logits(model, y_pred)
             classes = predicted = correct = None
             if classifier:
                 n_classes = y_pred.shape[1]
@@ -264,7 +290,7 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
                 worst.add(batch_values[worst_by], rows, x, y_true if classes is None else classes,
                           y_pred if predicted is None else predicted, batch_ids)
             _report_batch(writer, slices, metadata, batch_ids, y_true, y_pred, classes, predicted, correct,
-                          batch_values)
+                          batch_values, logits)
             rows += keep
             progress.update(rows)
     finally:
@@ -284,6 +310,9 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
     }
     if confusion is not None:
         summary["classification"] = classification_summary(confusion)
+        summary["classification"]["confidence"] = (
+            "softmax of the model's outputs, which are logits (y_pred holds the logits)" if logits
+            else "the model's outputs, which are probabilities")
     if slices:
         summary["slices"] = {column: acc.result() for column, acc in slices.items()}
     return SplitResult(summary, merged, confusion, worst.result())
@@ -313,15 +342,12 @@ def run(ctx: RunContext, split: str, gate: bool = True) -> Dict[str, Any]:
     An evaluation that fails its gate is written without ``fingerprint.json``, the record of a
     completed stage, so it is never taken as up to date.
     """
-    import keras
-
     config = ctx.config
     evaluation = config.evaluation
     settings = EvalSettings(evaluation.report_format, tuple(evaluation.slice_by), evaluation.worst_k,
                             evaluation.worst_by)
     enforce_gate = gate and os.environ.get(NO_GATE_ENV) != "1"
-    ctx.model_builder()  # imports the user's modules, so custom layers deserialise
-    model = keras.models.load_model(ctx.stage_dir("export") / "model.keras", compile=True)
+    model = rebuilt_model(ctx.model_builder(), ctx.stage_dir("export") / "model.keras")
     card = json.loads((ctx.stage_dir("export") / "model_card.json").read_text())
     with staged_dir(ctx.stage_dir("evaluate") / split) as out:
         result = evaluate_split(model, ctx.data_loader(), ctx.preprocessor(), ctx.evaluator(), split,

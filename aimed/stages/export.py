@@ -18,6 +18,7 @@ import yaml
 from aimed import __version__
 from aimed._io import atomic_write_json, atomic_write_text, staged_dir
 from aimed.errors import StageFailed
+from aimed.model_files import custom_objects_of, rebuilt_model
 from aimed.run import RunContext
 from aimed.tracking import run_tracker
 
@@ -83,12 +84,12 @@ def run(ctx: RunContext) -> Dict[str, Any]:
             f"the best epoch by {metric} ({mode}) in {train_dir / 'history.csv'} is {best['epoch']}, but training "
             f"kept epoch {summary['best']['epoch']} by {summary['best']['metric']}. Rerun `aimed train {ctx.name}`."
         )
-    ctx.model_builder()  # imports the user's modules, so custom layers deserialise
-    model = keras.models.load_model(train_dir / "best_model.keras", compile=True)
+    model = rebuilt_model(ctx.model_builder(), train_dir / "best_model.keras")
     validation = json.loads((ctx.stage_dir("validate-data") / "report.json").read_text())
     with staged_dir(ctx.stage_dir("export")) as out:
         signature = export_savedmodel(model, out / "savedmodel")
         model.save(out / "model.keras")
+        custom_objects = custom_objects_of(out / "model.keras", ctx.source_dir)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(ctx.config.to_dict(), sort_keys=False))
         atomic_write_json(out / "model_card.json", {
             "run": ctx.name,
@@ -98,6 +99,9 @@ def run(ctx: RunContext) -> Dict[str, Any]:
             "epochs_trained": summary["epochs"],
             "data_fingerprint": validation.get("data_fingerprint"),
             "signature": signature,
+            # What keras.models.load_model needs to reload model.keras without aimed: these objects of
+            # src/ as custom_objects, and safe_mode=False if a Lambda layer holds a Python lambda.
+            "reload": {"custom_objects": custom_objects["names"], "safe_mode": not custom_objects["lambda"]},
             "versions": {"aimed": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
             "git_commit": git_commit(ctx.project_dir),
             "mlflow_run_id": summary.get("mlflow_run_id"),
