@@ -32,11 +32,17 @@ def _context(args: argparse.Namespace):
 
 
 def _tf_context(args: argparse.Namespace):
-    """The run's context, then TensorFlow: a config error is reported before TensorFlow's start-up."""
+    """The run's context, then TensorFlow, then every check of the run that needs the user's code.
+
+    A config error is reported before TensorFlow's start-up, and a bad class path or evaluation
+    key before the stage writes anything.
+    """
     from aimed._tensorflow import import_tensorflow
+    from aimed.preflight import check_run
 
     ctx = _context(args)
     import_tensorflow()
+    check_run(ctx)
     return ctx
 
 
@@ -181,12 +187,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"aimed {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # anything else is a bug in user code or in aimed: say which stage
+    except Exception as exc:  # anything else is a bug in user code or in aimed: say which stage, and whose code
         if args.debug:
             traceback.print_exc()
+        from aimed.loading import user_code_at_fault
+
+        where = user_code_at_fault(exc)
         print(
-            f"aimed {args.command}: error: the stage failed with {type(exc).__name__}: {exc}. "
-            f"Rerun with --debug for the traceback.",
+            f"aimed {args.command}: error: "
+            + (f"{where} raised {type(exc).__name__}: {exc}. Fix it there; "
+               if where else f"the stage failed with {type(exc).__name__}: {exc}. ")
+            + ("the traceback is above." if args.debug else "Rerun with --debug for the traceback."),
             file=sys.stderr,
         )
         return EXIT_FAILED

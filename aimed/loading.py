@@ -59,6 +59,17 @@ def _available_modules(src: pathlib.Path) -> str:
     return ", ".join(names) or "none"
 
 
+def _classes_in(module_file: pathlib.Path) -> list:
+    """Names of the classes defined at the top of a module file, read without importing it."""
+    import ast
+
+    try:
+        tree = ast.parse(module_file.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    return sorted(node.name for node in tree.body if isinstance(node, ast.ClassDef))
+
+
 def load_class(config: Any, key: str, project_dir: pathlib.Path) -> Optional[type]:
     """Return the class named by ``config[key]``, checked against the key's base class.
 
@@ -97,6 +108,13 @@ def load_class(config: Any, key: str, project_dir: pathlib.Path) -> Optional[typ
             f"an installed module of the same name. Rename your module so it does not shadow it."
         )
     cls = getattr(module, class_name, None)
+    submodule = next((c for c in _module_candidates(src, class_path) if c.is_file()), None)
+    if submodule is not None and (cls is None or inspect.ismodule(cls)):
+        raise ComponentError(
+            f"{where}, which names the module {submodule}, not a class in it. A class path ends with the class: "
+            f"write '{class_path}.<ClassName>', with one of the classes defined there "
+            f"({', '.join(_classes_in(submodule)) or 'none'})."
+        )
     if cls is None:
         classes = sorted(n for n, o in vars(module).items() if inspect.isclass(o) and o.__module__ == module.__name__)
         raise ComponentError(
@@ -127,3 +145,41 @@ def check_components(config: Any, project_dir: pathlib.Path) -> None:
     """Resolve every component class of a run, raising the first :class:`ComponentError`."""
     for key in COMPONENT_KEYS:
         load_class(config, key, project_dir)
+
+
+def _user_frames(exc: BaseException) -> list:
+    """``(frame, line)`` of the traceback frames of ``exc`` in code under a loaded ``src_code_path``."""
+    import traceback
+
+    sources = tuple(_loaded_source_dirs)
+    frames = []
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        path = pathlib.Path(frame.f_code.co_filename)
+        if path.is_absolute() and any(path.resolve().is_relative_to(src) for src in sources):
+            frames.append((frame, line))
+    return frames
+
+
+def user_code_at_fault(exc: BaseException) -> Optional[str]:
+    """Which of the user's components and methods an exception came from, and the line, or ``None``.
+
+    The first frame in the user's code is the method aimed called (``PreprocessorTF.batchify``);
+    the last is where the error was raised, when that is deeper (a helper function).
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:  # the user's error may be the cause of a wrapping one
+        seen.add(id(exc))
+        frames = _user_frames(exc)
+        if frames:
+            break
+        exc = exc.__cause__ or exc.__context__
+    else:
+        return None
+    (entry, entry_line), (inner, inner_line) = frames[0], frames[-1]
+    owner = entry.f_locals.get("self")
+    kind = next((base.__name__.removesuffix("Base") for base in COMPONENT_KEYS.values()
+                 if isinstance(owner, base)), None)
+    text = f"{entry.f_code.co_qualname} ({'the ' + kind + ', ' if kind else ''}{entry.f_code.co_filename}, line {entry_line})"
+    if inner is not entry:
+        text += f", in {inner.f_code.co_qualname} at {inner.f_code.co_filename}, line {inner_line}"
+    return text

@@ -7,7 +7,7 @@ import pathlib
 from typing import Any, Optional, Union
 
 from aimed.config import ConfigStruct, load_config
-from aimed.errors import ConfigError
+from aimed.errors import ComponentError, ConfigError
 from aimed.loading import load_class
 
 #: Subfolder of ``results/<run>/`` that each stage writes.
@@ -59,21 +59,37 @@ class RunContext:
     def component_class(self, key: str) -> Optional[type]:
         return load_class(self.config, key, self.project_dir)
 
+    def _build(self, key: str, *args: Any) -> Any:
+        """An instance of the component class of ``key``, built as aimed always builds it: ``Cls(config, ...)``."""
+        cls = self.component_class(key)
+        if cls is None:
+            return None
+        call = f"{cls.__name__}(config{', data_dir' if args[1:] else ''})"
+        try:
+            return cls(*args)
+        except TypeError as exc:
+            raise ComponentError(
+                f"{self.config.source}: key '{key}' is '{self.config.get(key)}', and building it as {call} raised "
+                f"TypeError: {exc}. aimed builds every component this way (config: the run's ConfigStruct"
+                f"{'; data_dir: the dataset folder, a pathlib.Path' if args[1:] else ''}). Make {cls.__name__}.__init__ "
+                f"accept these arguments and pass them to super().__init__, or leave __init__ out and read "
+                f"parameters in _load_params(config)."
+            ) from exc
+
     def data_loader(self) -> Any:
-        return self.component_class("data_loader_class")(self.config, self.data_dir)
+        return self._build("data_loader_class", self.config, self.data_dir)
 
     def augmentor(self) -> Optional[Any]:
-        cls = self.component_class("augmentor_class")
-        return cls(self.config) if cls is not None else None
+        return self._build("augmentor_class", self.config)
 
     def preprocessor(self) -> Any:
-        return self.component_class("preprocessor_class")(self.config)
+        return self._build("preprocessor_class", self.config)
 
     def model_builder(self) -> Any:
-        return self.component_class("model_builder_class")(self.config)
+        return self._build("model_builder_class", self.config)
 
     def evaluator(self) -> Any:
-        return self.component_class("evaluator_class")(self.config)
+        return self._build("evaluator_class", self.config)
 
 
 def resolve_run(run: Union[str, pathlib.Path], project_dir: Union[str, pathlib.Path, None] = None) -> RunContext:

@@ -33,7 +33,7 @@ import yaml
 from aimed import EvaluatorBase
 from aimed.cli import main as aimed_main
 from aimed.data import eval_split, take
-from aimed.errors import StageFailed
+from aimed.errors import StageFailed, ComponentError
 from aimed.evaluation.funcs import EvalFunction, batched, eval_functions
 from aimed.run import resolve_run
 from aimed.stages import evaluate as evaluate_stage
@@ -260,7 +260,7 @@ class FuncsEvaluator(EvaluatorBase):
         self.funcs = funcs
 
     def get_eval_funcs(self) -> Dict[str, Callable]:
-        return dict(self.funcs)
+        return list(self.funcs) if isinstance(self.funcs, list) else dict(self.funcs)
 
 
 def batch_capable_ce(y_true, y_pred):
@@ -354,8 +354,26 @@ def test_eval_function_decides_on_the_first_batch_of_two_or_more():
     with pytest.raises(ValueError, match="'reduces' is marked batched but did not return one value per sample"):
         wrong(y_true, y_pred)
 
-    with pytest.raises(TypeError, match=r"get_eval_funcs\(\) must return"):
+    with pytest.raises(ComponentError, match=r"get_eval_funcs\(\) must return"):
         eval_functions(FuncsEvaluator({"not callable": 1.0}))
+
+
+def test_get_eval_funcs_may_return_a_list_of_functions_or_of_eval_func_objects():
+    def dice(t, p):
+        return 1.0
+
+    class EvalFunc:  # the v0.2 shape: name, description, get_func()
+        name, description = "Intersection over union", "IoU of the thresholded masks"
+
+        def get_func(self):
+            def iou(t, p):
+                return 0.5
+            return iou
+
+    funcs = eval_functions(FuncsEvaluator([dice, EvalFunc(), lambda t, p: 0.0]))
+    assert list(funcs) == ["dice", "iou", "<lambda>"]
+    with pytest.raises(ComponentError, match="several functions are named dice"):
+        eval_functions(FuncsEvaluator([dice, dice]))
 
 
 def test_the_check_spans_the_batch_and_a_refused_batch_keeps_row_order():

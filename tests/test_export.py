@@ -326,7 +326,7 @@ def test_custom_objects_export_evaluate_and_serve_without_registration(train_pro
     np.testing.assert_allclose(report["confidence"], probabilities.max(axis=1), rtol=1e-5)
     assert (report["pred_class"] == logits.argmax(axis=1)).all()
     summary = json.loads((project / "results" / RUN / "evaluate" / "test" / "summary.json").read_text())
-    assert "logits" in summary["classification"]["confidence"]
+    assert "logits" in summary["confidence"]
 
     # The SavedModel serves in a process that has neither the user's code nor aimed on its path,
     # and agrees with the .keras file reloaded the way the model card says.

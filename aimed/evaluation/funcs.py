@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
+
+from aimed.errors import ComponentError
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +100,35 @@ class EvalFunction:
         return values
 
 
+def _named(entry: Any) -> Tuple[str, Callable]:
+    """``(column name, function)`` of one entry of a list returned by ``get_eval_funcs()``.
+
+    A plain callable is named by its ``__name__``; an object with ``get_func()`` (the v0.2
+    ``EvalFunc``) by the ``__name__`` of the function it gives.
+    """
+    if hasattr(entry, "get_func"):
+        func = entry.get_func()
+        return getattr(func, "__name__", None) or str(getattr(entry, "name", "")), func
+    return getattr(entry, "__name__", None) or type(entry).__name__, entry
+
+
 def eval_functions(evaluator: Any) -> Dict[str, EvalFunction]:
+    """The evaluator's functions by report column: ``get_eval_funcs()`` as a ``{name: f}`` dict, or a list."""
     funcs = evaluator.get_eval_funcs()
-    if not isinstance(funcs, dict) or not all(callable(f) for f in funcs.values()):
-        raise TypeError(f"{type(evaluator).__name__}.get_eval_funcs() must return {{name: callable}}, got {funcs!r}")
-    return {name: EvalFunction(name, func) for name, func in funcs.items()}
+    where = f"{type(evaluator).__name__}.get_eval_funcs()"
+    if isinstance(funcs, (list, tuple)):
+        named = [_named(entry) for entry in funcs]
+        names = [name for name, _ in named]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ComponentError(
+                f"{where} returned a list in which several functions are named {', '.join(repeated)}; report "
+                f"columns need distinct names. Return a {{name: function}} dict instead."
+            )
+        funcs = dict(named)
+    if not isinstance(funcs, dict) or not all(callable(f) for f in funcs.values()) or not funcs:
+        raise ComponentError(
+            f"{where} must return a non-empty {{name: function}} dict or a list of functions (or of objects with "
+            f"get_func()), each f(y_true, y_pred) of one data point; it returned {funcs!r}."
+        )
+    return {str(name): EvalFunction(str(name), func) for name, func in funcs.items()}

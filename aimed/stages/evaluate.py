@@ -310,9 +310,10 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
     }
     if confusion is not None:
         summary["classification"] = classification_summary(confusion)
-        summary["classification"]["confidence"] = (
-            "softmax of the model's outputs, which are logits (y_pred holds the logits)" if logits
-            else "the model's outputs, which are probabilities")
+        # Text, so outside the sections that DVC reads as metrics.
+        summary["confidence"] = ("the top softmax probability of the model's outputs, which are logits "
+                                 "(y_pred holds the logits)" if logits else
+                                 "the top value of the model's outputs, which are probabilities")
     if slices:
         summary["slices"] = {column: acc.result() for column, acc in slices.items()}
     return SplitResult(summary, merged, confusion, worst.result())

@@ -28,6 +28,7 @@ from aimed._tensorflow import import_tensorflow
 from aimed.data import batched_split, split_batch, take
 from aimed.errors import ConfigError, StageFailed
 from aimed.fingerprint import hash_value
+from aimed.preflight import check_run
 from aimed.provenance import explain, fingerprint_parts
 from aimed.run import RunContext
 from aimed.tracking import flatten, open_state_run, run_tracker
@@ -236,7 +237,12 @@ def run(ctx: RunContext) -> Dict[str, Any]:
     lock = ctx.state_dir / "train.lock"
     if ctx.config.distribution.strategy != "multi_worker":
         with train_lock(lock, ctx.name):
+            # After the lock, which a second training must meet at once, and before any state is written.
+            import_tensorflow()
+            check_run(ctx)
             return _train(ctx, _strategy(ctx), chief=True)
+    import_tensorflow()
+    check_run(ctx)
     strategy = _strategy(ctx)
     if not is_chief(strategy):
         return _train(ctx, strategy, chief=False)

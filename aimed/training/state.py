@@ -180,3 +180,6 @@ def train_lock(path: pathlib.Path, run: str) -> Iterator[None]:
         yield
     finally:
         path.unlink(missing_ok=True)
+        # A training that failed before writing anything leaves no empty state/<run>/ behind.
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
