@@ -251,3 +251,41 @@ def test_failure_replaces_an_earlier_good_report(train_project, capsys):
     assert report_of(project, run)["ok"] is False
     assert sorted(p.name for p in stage_dir(project, run).iterdir()) == ["report.json", "samples.png"]
     assert_no_staging_leftovers(project, run)
+
+
+@pytest.mark.parametrize("state", ["failed", "not run"])
+def test_refuses_when_validate_data_has_not_passed(state, train_project, capsys):
+    project = train_project()
+    folder = project / "results" / "mnist-tf" / "validate_data"
+    (folder / "fingerprint.json").unlink()  # validate-data records its fingerprint only when it passes
+    if state == "not run":
+        for path in folder.iterdir():
+            path.unlink()
+    code, stderr = check_preprocessing(project, "mnist-tf", capsys)
+    assert code == 1 and f"validate-data has {state}" in stderr and "aimed validate-data mnist-tf" in stderr, stderr
+    assert not stage_dir(project, "mnist-tf").exists()
+
+
+LABEL_OUT_OF_RANGE = 12
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_labels_beyond_the_models_classes_are_named_by_file_and_row(run, train_project, capsys):
+    """Label 12 for a 10-class head passes validate-data; training would die on a TensorFlow graph error."""
+    import pandas as pd
+
+    project = train_project()
+    for split, row in (("train", 5), ("test", 2)):
+        labels_csv = project / "datasets" / "mnist" / split / "labels.csv"
+        frame = pd.read_csv(labels_csv, index_col=0)
+        frame.loc[frame.index[row], "label"] = LABEL_OUT_OF_RANGE
+        frame.to_csv(labels_csv)
+    code, stderr = check_preprocessing(project, run, capsys)
+    text = assert_one_paragraph_error(code, stderr, [
+        "train: labels 12 (1 point) are outside the model's 10 classes (0 to 9)",
+        "labels.csv: row 6 (line 7): 'image_5.jpg' label 12",
+        "test: labels 12 (1 point) are outside the model's 10 classes",
+        "data id 'image_2.jpg' has label 12",
+        "labels.csv: row 3 (line 4): 'image_2.jpg' label 12",
+    ])
+    assert "validation:" not in text

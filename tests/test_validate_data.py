@@ -172,7 +172,9 @@ BROKEN = {
         name_escaping_the_split, ["split 'test'", "row 7 (line 8)", "image name '../x.jpg' points outside the split folder"]),
     "symlink escaping the split": (
         symlink_escaping_the_split, ["split 'test'", "row 7 (line 8)", "image name 'image_6.jpg' points outside the split folder"]),
-    "image of another size": (image_of_another_size, ["split 'test'", "x has 2 different shapes"]),
+    "image of another size": (image_of_another_size, [
+        "split 'test'", "x has 2 different shapes", "is data point 3",
+        "row 4 (line 5): image 'image_3.jpg' is 30x30 with 1 channel(s), but the split's images are 28x28 with 1"]),
 }
 
 

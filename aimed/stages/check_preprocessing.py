@@ -248,8 +248,25 @@ def _label_title(label: Any) -> str:
     return f"mean {value.mean():.2g}" if value.ndim > 1 else str(int(np.argmax(value)))
 
 
+def require_validated_data(ctx: RunContext) -> None:
+    """Refuse to check batches of a dataset that validate-data has not passed (it records a fingerprint only then)."""
+    from aimed.provenance import FINGERPRINT_FILE
+
+    folder = ctx.stage_dir("validate-data")
+    if (folder / FINGERPRINT_FILE).is_file():
+        return
+    report = folder / "report.json"
+    state = (f"failed (its report {report} lists the problems)" if report.is_file()
+             else "not run for this run")
+    raise StageFailed(
+        f"validate-data has {state}, so the preprocessing of run '{ctx.name}' is not checked on that data. "
+        f"Run `aimed validate-data {ctx.name}` until it passes, then check the preprocessing."
+    )
+
+
 def run(ctx: RunContext) -> Dict[str, Any]:
     """Check every split; write ``report.json`` and ``samples.png``; fail on any problem."""
+    require_validated_data(ctx)
     config = ctx.config
     model = ctx.model_builder().get_compiled_model()
     loader, augmentor, preprocessor = ctx.data_loader(), ctx.augmentor(), ctx.preprocessor()

@@ -129,12 +129,38 @@ def find_unreadable_images(data_dir: pathlib.Path, split: str) -> List[str]:
     return bad
 
 
+def find_odd_sized_images(data_dir: pathlib.Path, split: str) -> List[str]:
+    """Images listed in a split's labels.csv whose size differs from the most common one (headers only)."""
+    import pandas as pd
+    from PIL import Image
+
+    try:
+        names = pd.read_csv(data_dir / split / LABELS_FILE)[NAME_COLUMN]
+    except Exception:  # no tutorial layout: the shapes error names data points instead
+        return []
+    sizes: Dict[int, tuple] = {}
+    for index, name in enumerate(names):
+        try:
+            with Image.open(data_dir / split / str(name)) as image:
+                sizes[index] = (image.width, image.height, len(image.getbands()))
+        except Exception:  # missing or undecodable: reported by the layout and decode checks
+            continue
+    if not sizes:
+        return []
+    usual = collections.Counter(sizes.values()).most_common(1)[0][0]
+    return [f"{_where(split, index)}: image '{names[index]}' is {w}x{h} with {c} channel(s), but the split's "
+            f"images are {usual[0]}x{usual[1]} with {usual[2]}" for index, (w, h, c) in sizes.items()
+            if (w, h, c) != usual]
+
+
 class _Tally:
     """Shapes, dtypes, labels and non-finite x of the data points read so far, and the test split's ids."""
 
     def __init__(self, keep_ids: bool) -> None:
         self.read = 0
         self.shapes: collections.Counter = collections.Counter()
+        #: The position of the first data point of each shape, to name one when shapes differ.
+        self.first_at: Dict[str, int] = {}
         self.dtypes: collections.Counter = collections.Counter()
         self.labels: collections.Counter = collections.Counter()
         self.non_finite = 0
@@ -143,6 +169,7 @@ class _Tally:
     def add(self, x: np.ndarray, y: np.ndarray, third: np.ndarray) -> None:
         """Count a batch: ``x``, ``y`` and ``third`` hold its data points along their first axis."""
         count = len(x)
+        self.first_at.setdefault(str(x.shape[1:]), self.read)
         self.read += count
         self.shapes[str(x.shape[1:])] += count
         self.dtypes[str(x.dtype)] += count
@@ -263,7 +290,11 @@ def read_split(loader: Any, split: str, data_dir: pathlib.Path) -> Dict[str, Any
     if tally.non_finite:
         errors.append(f"split '{split}': {tally.non_finite} data point(s) have NaN or inf values in x")
     if len(tally.shapes) > 1:
-        errors.append(f"split '{split}': x has {len(tally.shapes)} different shapes: {dict(tally.shapes)}")
+        usual = tally.shapes.most_common(1)[0][0]
+        firsts = "; ".join(f"the first of shape {shape} is data point {tally.first_at[shape]}"
+                           for shape in tally.shapes if shape != usual)
+        errors.append(f"split '{split}': x has {len(tally.shapes)} different shapes: {dict(tally.shapes)}; {firsts}")
+        errors.extend(find_odd_sized_images(data_dir, split))
     ids = decode_ids(np.concatenate(tally.ids)) if tally.ids else None
     if split == "validation":
         index = loader.get_validation_index()

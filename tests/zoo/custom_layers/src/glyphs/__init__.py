@@ -1,0 +1,1 @@
+"""Glyph data: loading and preprocessing."""

@@ -1,0 +1,3 @@
+from .builder import GlyphNetBuilder
+
+__all__ = ["GlyphNetBuilder"]

@@ -1,0 +1,1 @@
+"""Constants and small helpers shared by the pipeline, model and scoring packages."""

@@ -1,0 +1,4 @@
+"""Digit classifiers."""
+from .baseline import DigitNet
+
+__all__ = ["DigitNet"]

@@ -1,0 +1,4 @@
+"""Classification heads."""
+from .softmax import softmax_head
+
+__all__ = ["softmax_head"]

@@ -1,0 +1,4 @@
+"""Per-digit scores for the evaluation report."""
+from .scorer import DigitScorer
+
+__all__ = ["DigitScorer"]

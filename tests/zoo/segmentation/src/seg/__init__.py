@@ -1,0 +1,1 @@
+"""Lesion segmentation on 2-D phantom slices."""
