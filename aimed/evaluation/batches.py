@@ -13,14 +13,39 @@ preprocessed batch.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from aimed.data import is_tf_dataset, split_batch, take
 
-#: ``(x, y, third)``: the third element is the weight or the data id, or ``None``.
-EvalBatch = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]
+#: ``(x, y, third)``: the third element is the weight or the data id, or ``None``. ``x`` and ``y``
+#: are arrays, or dicts (lists) of arrays for a model with several inputs or outputs.
+EvalBatch = Tuple[Any, Any, Optional[np.ndarray]]
+
+
+def structure_map(func: Callable[..., Any], *values: Any) -> Any:
+    """``func`` applied leaf by leaf to arrays, or to dicts, lists and tuples of arrays of one structure."""
+    first = values[0]
+    if isinstance(first, dict):
+        return {key: structure_map(func, *(v[key] for v in values)) for key in first}
+    if isinstance(first, (list, tuple)):
+        return type(first)(structure_map(func, *parts) for parts in zip(*values))
+    return func(*values)
+
+
+def rows_in(value: Any) -> int:
+    """The number of rows of an array, or of the first array of a structure."""
+    if isinstance(value, dict):
+        return rows_in(next(iter(value.values())))
+    if isinstance(value, (list, tuple)):
+        return rows_in(value[0])
+    return len(value)
+
+
+def row_of(value: Any, index: int) -> Any:
+    """One row of an array or of each array of a structure."""
+    return structure_map(lambda leaf: leaf[index], value)
 
 
 def _regroupable_by_tf_data(batches: Any) -> bool:
@@ -56,8 +81,9 @@ def _first_rows(batches: Iterable[Any], n: int) -> Iterator[EvalBatch]:
     rows = 0
     for batch in batches:
         x, y, third = split_batch(batch)
-        keep = min(len(x), n - rows)
-        yield x[:keep], np.asarray(y)[:keep], None if third is None else np.asarray(third)[:keep]
+        keep = min(rows_in(x), n - rows)
+        cut = structure_map(lambda leaf: np.asarray(leaf)[:keep], (x, y))
+        yield cut[0], cut[1], None if third is None else np.asarray(third)[:keep]
         rows += keep
         if rows >= n:
             return
@@ -67,23 +93,30 @@ def _concatenate(parts: List[EvalBatch]) -> EvalBatch:
     if len(parts) == 1:
         return parts[0]
     x, y, third = zip(*parts)
-    return np.concatenate(x), np.concatenate(y), None if third[0] is None else np.concatenate(third)
+    def joined(*leaves: np.ndarray) -> np.ndarray:
+        return np.concatenate(leaves)
+
+    return (structure_map(joined, *x), structure_map(joined, *y),
+            None if third[0] is None else np.concatenate(third))
 
 
 def _regroup(parts: Iterable[EvalBatch], batch_size: int) -> Iterator[EvalBatch]:
     """Numpy batches of ``batch_size`` rows (the last one shorter) from batches of any sizes."""
     pending: List[EvalBatch] = []
     size = 0
+    def rows(batch: EvalBatch, start: int, stop: Optional[int]) -> EvalBatch:
+        return tuple(None if a is None else structure_map(lambda leaf: leaf[start:stop], a) for a in batch)
+
     for part in parts:
         pending.append(part)
-        size += len(part[0])
+        size += rows_in(part[0])
         if size < batch_size:
             continue
         merged = _concatenate(pending)
         full = size - size % batch_size
         for start in range(0, full, batch_size):
-            yield tuple(None if a is None else a[start:start + batch_size] for a in merged)
-        pending = [tuple(None if a is None else a[full:] for a in merged)] if size > full else []
+            yield rows(merged, start, start + batch_size)
+        pending = [rows(merged, full, None)] if size > full else []
         size -= full
     if size:
         yield _concatenate(pending)

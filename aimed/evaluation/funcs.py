@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Tuple
 import numpy as np
 
 from aimed.errors import ComponentError
+from aimed.evaluation.batches import row_of, rows_in
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,12 @@ def _to_float(value: Any) -> float:
     return float(np.asarray(value, dtype=np.float64).reshape(-1)[0]) if np.size(value) == 1 else float("nan")
 
 
-def per_sample(func: Callable, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+def per_sample(func: Callable, y_true: Any, y_pred: Any) -> np.ndarray:
+    """``func`` on each sample; for several outputs, each sample's ``y`` is a dict (list) of its rows."""
+    if isinstance(y_true, (dict, list, tuple)) or isinstance(y_pred, (dict, list, tuple)):
+        count = rows_in(y_pred)
+        return np.array([_to_float(func(row_of(y_true, i), row_of(y_pred, i))) for i in range(count)],
+                        dtype=np.float64)
     return np.array([_to_float(func(t, p)) for t, p in zip(y_true, y_pred)], dtype=np.float64)
 
 
@@ -68,6 +74,9 @@ class EvalFunction:
             return values
         if self.mode == "per_sample":
             return per_sample(self.func, y_true, y_pred)
+        if isinstance(y_true, (dict, list, tuple)) or isinstance(y_pred, (dict, list, tuple)):
+            self.mode = "per_sample"  # several outputs: the contract is one data point's dicts
+            return per_sample(self.func, y_true, y_pred)
         if len(y_true) < 2:
             # A function that reduces a batch to one value (a Keras Loss object) returns one value
             # for a batch of one too: only a batch of two or more tells the two apart.
@@ -87,12 +96,14 @@ class EvalFunction:
         if same:
             log.info("eval function '%s' runs batched", self.name)
             return values
+        hint = ("It takes one data point only, which is the documented contract" if problem and "raised" in problem
+                else "A Keras Loss object averages the batch; return one value per sample (a Loss with reduction=None)")
         log.warning(
             "eval function '%s' runs per sample, %.2f ms a call (%.0f s per 10,000 samples): called on a batch of %d "
-            "it %s. A Keras Loss object averages the batch; to run batched, return one value per sample (for example "
-            "from a Loss with reduction=None) and mark the function @aimed.evaluation.funcs.batched.",
+            "it %s. %s. To run batched, make it take a batch and return one value per sample, and mark it "
+            "@aimed.evaluation.funcs.batched.",
             self.name, seconds_per_call * 1e3, seconds_per_call * 1e4, len(y_true),
-            problem or "gave values other than its per-sample results",
+            problem or "gave values other than its per-sample results", hint,
         )
         rest = np.setdiff1d(np.arange(len(y_true)), checked)
         values = np.empty(len(y_true), dtype=np.float64)

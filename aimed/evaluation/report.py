@@ -27,8 +27,19 @@ def _json_vector(values: np.ndarray) -> str:
     return json.dumps([float(f"{v:.8g}") for v in values.tolist()])
 
 
+def _structured_cell(parts: Dict[str, str]) -> str:
+    """One cell for a sample of a model with several outputs: ``{"name": cell, ...}``."""
+    return "{" + ", ".join(f"{json.dumps(str(name))}: {text}" for name, text in parts.items()) + "}"
+
+
 def cell(row_value: Any) -> str:
-    """A report cell for one sample's array: scalars as they are, small vectors as JSON, big arrays by their mean."""
+    """A report cell for one sample's array: scalars as they are, small vectors as JSON, big arrays by their mean.
+
+    A dict (or list) of arrays, one per output of a model, gives one JSON object of their cells.
+    """
+    if isinstance(row_value, (dict, list, tuple)):
+        items = row_value.items() if isinstance(row_value, dict) else enumerate(row_value)
+        return _structured_cell({name: cell(part) for name, part in items})
     value = np.asarray(row_value)
     if value.size == 1:
         scalar = value.reshape(-1)[0]
@@ -66,6 +77,11 @@ def json_vector_cells(rows: np.ndarray) -> List[str]:
 
 def cells(batch: Any) -> List[str]:
     """:func:`cell` of each row of a batch, formatted column-wise where the row kind allows."""
+    if isinstance(batch, (dict, list, tuple)):
+        items = list(batch.items() if isinstance(batch, dict) else enumerate(batch))
+        columns = {name: cells(part) for name, part in items}
+        return [_structured_cell({name: column[i] for name, column in columns.items()})
+                for i in range(len(next(iter(columns.values()))))]
     values = np.asarray(batch)
     if values.ndim == 0:
         values = values.reshape(1)

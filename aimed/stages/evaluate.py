@@ -33,7 +33,7 @@ from aimed._io import atomic_write_json, staged_dir
 from aimed.data import decode_ids, eval_split
 from aimed.errors import StageFailed
 from aimed.model_files import rebuilt_model
-from aimed.evaluation.batches import EvalBatch, eval_batches
+from aimed.evaluation.batches import EvalBatch, eval_batches, row_of, rows_in, structure_map
 from aimed.evaluation.funcs import eval_functions
 from aimed.evaluation.report import REPORT_NAMES, ReportWriter, cell, cells, float_cells
 from aimed.evaluation.step import EvalStep, eval_step
@@ -76,6 +76,8 @@ def is_classifier(y_pred: np.ndarray, y_true: np.ndarray) -> bool:
     The label values decide, not the shapes alone: a regression with as many targets as outputs
     has the shapes of one-hot classification.
     """
+    if not isinstance(y_pred, np.ndarray) or not isinstance(y_true, np.ndarray):
+        return False  # several outputs: no one class per sample
     if y_pred.ndim != 2 or y_pred.shape[1] < 2 or not np.issubdtype(y_true.dtype, np.number):
         return False
     n_classes = y_pred.shape[1]
@@ -151,7 +153,8 @@ class _Worst:
         for i in np.lexsort((np.arange(len(scores)), scores))[-self.k:].tolist():
             key = (float(scores[i]), first_row + i)
             if len(self.heap) < self.k or key > self.heap[0][:2]:
-                item = (*key, np.array(x[i]), cell(y_true[i]), cell(y_pred[i]), ids[i])
+                item = (*key, structure_map(np.array, row_of(x, i)), cell(row_of(y_true, i)), cell(row_of(y_pred, i)),
+                        ids[i])
                 (heapq.heappush if len(self.heap) < self.k else heapq.heapreplace)(self.heap, item)
 
     def result(self) -> List[tuple]:
@@ -192,7 +195,7 @@ def _predicted(step: EvalStep, batches: Iterator[EvalBatch], weighted: bool) -> 
     for x, y_true, third in batches:
         weights = third.astype(np.float32) if weighted and third is not None else None
         y_pred, batch_loss = step(x, y_true, weights)
-        yield x, y_true, third, np.asarray(y_pred), float(batch_loss)
+        yield x, y_true, third, structure_map(np.asarray, y_pred), float(batch_loss)
 
 
 def _one_ahead(items: Iterator[Any]) -> Generator[Any, None, None]:
@@ -267,7 +270,7 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
                                               weighted=prepared.weighted))
     try:
         for x, y_true, third, y_pred, batch_loss in predicted_batches:
-            keep = len(x)
+            keep = rows_in(x)
             batch_ids = prepared.ids.take(keep)
             loss_sum += batch_loss * keep
             if classifier is None:

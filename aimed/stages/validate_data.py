@@ -177,8 +177,12 @@ class _Tally:
         if np.issubdtype(x.dtype, np.inexact):
             point_axes = tuple(range(1, x.ndim))
             self.non_finite += int(np.count_nonzero(~np.isfinite(x).all(axis=point_axes)))
-        # A label is a class number (scalar), a one-hot or score vector (its argmax), or else "array".
-        if y.ndim == 1:
+        # A label is a class number (scalar), a one-hot or score vector (its argmax), a dict or list
+        # (several outputs: "structured"), or else "array".
+        if y.dtype == object:
+            keys = None
+            self.labels["structured"] += count
+        elif y.ndim == 1:
             keys = y
         elif y.ndim == 2 and y.shape[1] > 1:
             keys = np.argmax(y, axis=1)
@@ -315,9 +319,11 @@ def read_split(loader: Any, split: str, data_dir: pathlib.Path) -> Dict[str, Any
 def validate(loader: Any, data_dir: pathlib.Path) -> Dict[str, Any]:
     """The validation report of a dataset: per-split summaries and every error found."""
     report: Dict[str, Any] = {"splits": {}, "errors": []}
-    layout_used = all((data_dir / s / LABELS_FILE).is_file() for s in SPLITS)
+    # The tutorial's layout is checked when any split uses it: split folders alone (images beside one
+    # labels file at the top, say) are another layout, which only the DataLoader knows.
+    layout_used = any((data_dir / s / LABELS_FILE).is_file() for s in SPLITS)
     for split in SPLITS:
-        errors = check_layout(data_dir, split) if layout_used or (data_dir / split).is_dir() else []
+        errors = check_layout(data_dir, split) if layout_used else []
         summary = read_split(loader, split, data_dir)
         errors += [e for e in summary.pop("errors") if e not in errors]
         report["splits"][split] = summary

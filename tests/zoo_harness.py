@@ -1,0 +1,178 @@
+"""The user-code zoo (tests/zoo/): each project run end to end through Snakemake, then edited deep down.
+
+Each project becomes a real workflow project in a temporary folder: aimed's Snakefile and rules,
+a ``config/config.yaml`` listing its runs, whose ``prepare_data`` step runs the project's own
+``make_data.py``, and the project's ``src/`` and ``runs/``, in git and DVC. One ``snakemake`` run
+builds everything; the tests then check every run's artifacts against the project's own data and
+edit the module named in its ``zoo.yaml`` to see exactly the stages that run its code rerun, under
+Snakemake and under DVC.
+
+The test modules ``test_zoo_*.py`` each take some of the projects (``make test`` hands whole files
+to its two workers) and import the tests from here.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+from typing import Any, Counter, Dict, List
+
+import pytest
+import yaml
+
+from aimed.pipeline import EVAL_SPLITS, STAGES
+
+from conftest import REPO_ROOT, git, run_in, update_yaml
+from plans import Job, assert_plans, edited, jobs
+
+ZOO = REPO_ROOT / "tests" / "zoo"
+
+#: Writes the project's dataset at rule prepare_data: the template's `--out` calling convention
+#: around the zoo's `python make_data.py OUT_DIR`.
+PREPARE_SCRIPT = '''"""prepare_data of a zoo project: make_data.py writes the dataset to --out."""
+import argparse
+import pathlib
+import subprocess
+import sys
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--out", required=True)
+args = parser.parse_args()
+script = pathlib.Path(__file__).resolve().parents[1] / "make_data.py"
+sys.exit(subprocess.call([sys.executable, str(script), args.out]))
+'''
+
+
+def zoo_runs(name: str) -> List[str]:
+    return sorted(p.parent.name for p in (ZOO / name / "runs").glob("*/config.yaml"))
+
+
+def zoo_spec(name: str) -> Dict[str, str]:
+    return yaml.safe_load((ZOO / name / "zoo.yaml").read_text())
+
+
+def build_zoo_project(name: str, dest: pathlib.Path) -> pathlib.Path:
+    """The zoo project ``name`` as a workflow project in ``dest``, built by one Snakemake run."""
+    dest.mkdir(parents=True)
+    for item in ("Snakefile", "workflow", "profiles"):
+        source = REPO_ROOT / item
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, dest / item)
+    shutil.copytree(REPO_ROOT / "config", dest / "config")
+    for item in ("src", "runs", "make_data.py"):
+        source = ZOO / name / item
+        (shutil.copytree(source, dest / item, ignore=shutil.ignore_patterns("__pycache__"))
+         if source.is_dir() else shutil.copy2(source, dest / item))
+    (dest / "scripts").mkdir()
+    (dest / "scripts" / "prepare.py").write_text(PREPARE_SCRIPT)
+    data_dirs = {yaml.safe_load((dest / "runs" / run / "config.yaml").read_text())["data_dir"] for run in zoo_runs(name)}
+    assert len(data_dirs) == 1, f"zoo project {name}: its runs must share one data_dir, not {data_dirs}"
+    update_yaml(dest / "config" / "config.yaml", {
+        "runs": zoo_runs(name), "train_threads": 1,
+        "datasets": {"mnist": {"script": "scripts/prepare.py", "sample": None, "path": data_dirs.pop()}}})
+    shutil.copy2(REPO_ROOT / ".gitignore", dest / ".gitignore")
+    shutil.copy2(REPO_ROOT / ".dvcignore", dest / ".dvcignore")
+    git(dest, "init", "-q")
+    run_in(dest, "dvc", "init", "-q")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "project")
+    run_in(dest, "snakemake", "--cores", "2", "--resources", "gpu=1", "--nocolor", timeout=900)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def zoo_projects(tmp_path_factory) -> Dict[str, pathlib.Path]:
+    """Zoo projects built on first use, once per module."""
+    root = tmp_path_factory.mktemp("zoo")
+
+    class Projects(dict):
+        def __missing__(self, name: str) -> pathlib.Path:
+            self[name] = build_zoo_project(name, root / name)
+            return self[name]
+
+    return Projects()
+
+
+def _split_ids(project: pathlib.Path, run: str, split: str) -> List[str]:
+    """The ids of a split as the run's own DataLoader gives them, in order, as report text."""
+    from aimed.data import id_text, split_source, take
+    from aimed.run import resolve_run
+
+    ctx = resolve_run(run, project)
+    loader = ctx.data_loader()
+    source, n = split_source(loader, split)
+    if split == "test":
+        return [id_text(point[2]) for point in take(source, n)]
+    index = loader.get_validation_index()
+    return [id_text(i) for i in index] if index is not None else [str(i) for i in range(n)]
+
+
+def _report(project: pathlib.Path, run: str, split: str) -> Any:
+    import pandas as pd
+
+    folder = project / "results" / run / "evaluate" / split
+    if (folder / "report.parquet").is_file():
+        return pd.read_parquet(folder / "report.parquet")
+    return pd.read_csv(folder / "report.csv", dtype={"data_id": str}, keep_default_na=False)
+
+
+def check_zoo_project_end_to_end(zoo_projects, zoo_name: str) -> None:
+    """Every run is trained, exported and evaluated; each report's ids are its split's ids, in order."""
+    project = zoo_projects[zoo_name]
+    for run in zoo_runs(zoo_name):
+        results = project / "results" / run
+        for split in EVAL_SPLITS:
+            report = _report(project, run, split)
+            assert list(report["data_id"]) == _split_ids(project, run, split), f"{run} {split}: ids"
+            summary = json.loads((results / "evaluate" / split / "summary.json").read_text())
+            assert summary["n"] == len(report)
+            for name, stats in summary["metrics"].items():
+                assert stats["n_nan"] < len(report), f"{run} {split}: eval function {name} is all NaN"
+        card = json.loads((results / "export" / "model_card.json").read_text())
+        assert card["best_epoch"] >= 1
+        _serves_without_user_code(results / "export" / "savedmodel", card, project)
+
+
+def _serves_without_user_code(savedmodel: pathlib.Path, card: Dict[str, Any], project: pathlib.Path) -> None:
+    """The SavedModel answers its serving signature in a process that has neither src/ nor aimed."""
+    signature = card["signature"]["input"]
+    shape = [2 if d is None else d for d in signature["shape"]]
+    code = (
+        "import numpy as np, tensorflow as tf\n"
+        f"model = tf.saved_model.load({str(savedmodel)!r})\n"
+        "serve = model.signatures['serving_default']\n"
+        f"out = serve(**{{{signature['name']!r}: tf.zeros({shape!r}, {signature['dtype']!r})}})\n"
+        "assert all(int(v.shape[0]) == 2 for v in out.values()), {k: v.shape for k, v in out.items()}\n"
+    )
+    proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=project.parent, capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def stages_running(component_key: str) -> List[str]:
+    """The stages that run the code of a component, and every stage downstream of one of them."""
+    rerun: List[str] = []
+    for name, stage in STAGES.items():  # STAGES is in pipeline order
+        if component_key in stage.components or any(up in rerun for up in stage.upstream):
+            rerun.append(name)
+    return rerun
+
+
+def check_deep_edit_reruns_exactly(zoo_projects, zoo_name: str) -> None:
+    """An edit two imports away from any class path reruns exactly the stages running that code."""
+    project = zoo_projects[zoo_name]
+    spec = zoo_spec(zoo_name)
+    expected: Counter[Job] = collections.Counter()
+    for run in zoo_runs(zoo_name):
+        config = yaml.safe_load((project / "runs" / run / "config.yaml").read_text())
+        if config.get(spec["reached_from"]):
+            expected += jobs([run], *stages_running(spec["reached_from"]))
+    assert expected, f"{zoo_name}: no run uses {spec['reached_from']}"
+    assert_plans(project, collections.Counter())  # the build left nothing to do
+    with edited(project, spec["deep_module"]):
+        path = project / spec["deep_module"]
+        path.write_text(path.read_text() + "\n\n_ZOO_EDIT = 1\n")
+        assert_plans(project, expected)
