@@ -23,7 +23,7 @@ from aimed.dvc import FINGERPRINT_STAGE
 from aimed.pipeline import EVAL_SPLITS
 
 from conftest import copy_project, git, run_in, update_yaml
-from test_rerun_matrix import FROM_TRAIN, assert_plans, dvc_is_clean, dvc_jobs, jobs, snakemake_jobs, snakemake_plan
+from plans import FROM_TRAIN, assert_plans, dvc_is_clean, dvc_jobs, jobs, snakemake_jobs, snakemake_plan
 
 pytestmark = pytest.mark.slow
 

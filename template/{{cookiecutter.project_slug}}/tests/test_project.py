@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aimed.config import load_config
-from aimed.data import batched_split, split_batch, take
+from aimed.data import batched_split, eval_split, split_batch, take
 from aimed.loading import check_components
 from aimed.run import resolve_run
 
@@ -36,7 +36,11 @@ def test_batches_fit_the_model(run, sample_data):
     loader = ctx.component_class("data_loader_class")(ctx.config, sample_data)
     model = ctx.model_builder().get_compiled_model()
     for split in ("train", "validation", "test"):
-        batches, n, n_iter = batched_split(loader, None, ctx.preprocessor(), split, for_eval=split == "test")
+        if split == "test":  # read as evaluation reads it: ids set aside
+            prepared = eval_split(loader, ctx.preprocessor(), split)
+            batches, n, n_iter = prepared.batches, prepared.n, prepared.n_iter
+        else:
+            batches, n, n_iter = batched_split(loader, None, ctx.preprocessor(), split)
         x, y, _ = split_batch(next(iter(take(batches, 1))))
         assert x.shape[1:] == tuple(model.inputs[0].shape[1:])
         scores = model.predict_on_batch(x)
