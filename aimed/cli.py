@@ -124,6 +124,30 @@ def _dvc_yaml(args):
         print(f"wrote {target}")
 
 
+def _migrate(args):
+    import pathlib
+
+    from aimed.errors import ConfigError, StageFailed
+    from aimed.migrate import plan
+
+    root = pathlib.Path(args.path).resolve()
+    if not root.is_dir():
+        raise ConfigError(f"'{args.path}' is not a folder. Give the folder of the project to migrate.")
+    migration = plan(root)
+    if args.check:
+        print(migration.diff(), end="")
+    else:
+        migration.apply()
+    verb = "would rewrite" if args.check else "rewrote"
+    print(f"{verb} {migration.changed_lines} import line(s) in {len(migration.files)} file(s) of {root}")
+    if migration.findings:
+        print(f"{len(migration.findings)} thing(s) to look at (not changed):")
+        for finding in migration.findings:
+            print(f"  {finding}")
+    if args.check and migration.files:
+        raise StageFailed(f"{len(migration.files)} file(s) still import abstractions; run `aimed migrate {args.path}`.")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:
         self.print_usage(sys.stderr)
@@ -165,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     dvc_parser.add_argument("--project-dir", default=".", help="project folder (default: .)")
     dvc_parser.add_argument("--check", action="store_true", help="exit 1 if dvc.yaml is out of date instead of writing it")
     dvc_parser.set_defaults(func=_dvc_yaml)
+    migrate_help = "Rewrite a project's abstractions imports to aimed and list what else needs a look."
+    migrate_parser = sub.add_parser("migrate", help=migrate_help, description=migrate_help)
+    migrate_parser.add_argument("path", help="the project folder (its src/ and runs/)")
+    migrate_parser.add_argument("--check", action="store_true",
+                                help="print the diff and the findings, change nothing (exit 1 if imports would change)")
+    migrate_parser.set_defaults(func=_migrate)
     return parser
 
 

@@ -35,6 +35,18 @@ class BaseClass(abc.ABC):
         """Read the component's parameters from ``config``."""
 
 
+def _returned(component: Any, method: str, source: Any) -> Any:
+    """``source``, the value of ``component.method()``; a method that returned ``None`` is named."""
+    if source is None:
+        from aimed.errors import StageFailed
+
+        raise StageFailed(
+            f"{type(component).__name__}.{method}() returned None. It must return the source it was given, with its "
+            f"work added (a tf.data.Dataset or a generator): check for a missing return statement."
+        )
+    return source
+
+
 class DataLoaderBase(BaseClass):
     """Reads a dataset split by split.
 
@@ -43,13 +55,19 @@ class DataLoaderBase(BaseClass):
     is a ``tf.data.Dataset`` or a Python generator (which may be infinite) and ``n`` is the
     number of data points in the split.
 
+    Both constructors of the ``abstractions`` generations work: ``DataLoader(config, data_dir)``
+    (0.1.x) and ``DataLoader(config)`` (v0.2), which takes the folder from ``config.data_dir``.
+    ``self.data_dir`` is set before ``_set_defaults`` runs.
+
     Args:
         config: the run config, or ``None`` for defaults.
-        data_dir: the dataset's root folder.
+        data_dir: the dataset's root folder; ``config.data_dir`` when left out.
     """
 
-    def __init__(self, config: Optional[Any], data_dir: Union[str, pathlib.Path]) -> None:
-        self.data_dir = pathlib.Path(data_dir)
+    def __init__(self, config: Optional[Any], data_dir: Union[str, pathlib.Path, None] = None) -> None:
+        if data_dir is None and config is not None:
+            data_dir = config.get("data_dir")
+        self.data_dir = pathlib.Path(data_dir) if data_dir is not None else None
         super().__init__(config)
 
     @abc.abstractmethod
@@ -92,13 +110,13 @@ class AugmentorBase(BaseClass):
 class PreprocessorBase(BaseClass):
     """Turns a source of single data points into a source of model-ready batches."""
 
-    @abc.abstractmethod
     def image_preprocess(self, image: Any) -> Any:
-        """Preprocess one input ``x``."""
+        """Preprocess one input ``x``; unchanged by default (optional, as in ``abstractions``)."""
+        return image
 
-    @abc.abstractmethod
     def label_preprocess(self, label: Any) -> Any:
-        """Preprocess one label ``y``."""
+        """Preprocess one label ``y``; unchanged by default (optional, as in ``abstractions``)."""
+        return label
 
     @abc.abstractmethod
     def add_image_preprocess(self, generator: DataSource) -> DataSource:
@@ -123,11 +141,12 @@ class PreprocessorBase(BaseClass):
     def add_preprocess(self, generator: DataSource, n_data_points: int) -> Tuple[DataSource, int]:
         """Chain image, label and weight preprocessing, then batch.
 
-        Override it only when the pipeline does not fit this order.
+        Override it only when the pipeline does not fit this order. (aimed reads the test split
+        through image and label preprocessing and ``batchify`` only, as ``abstractions`` did.)
         """
-        gen = self.add_image_preprocess(generator)
-        gen = self.add_label_preprocess(gen)
-        gen = self.add_weight_preprocess(gen)
+        gen = _returned(self, "add_image_preprocess", self.add_image_preprocess(generator))
+        gen = _returned(self, "add_label_preprocess", self.add_label_preprocess(gen))
+        gen = _returned(self, "add_weight_preprocess", self.add_weight_preprocess(gen))
         return self.batchify(gen, n_data_points)
 
 

@@ -9,6 +9,7 @@ from typing import Any, Deque, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from aimed.components import PreprocessorBase
 from aimed.errors import StageFailed
 
 
@@ -117,13 +118,27 @@ def split_source(loader: Any, split: str) -> Tuple[Any, int]:
 
 
 def batched_split(loader: Any, augmentor: Any, preprocessor: Any, split: str) -> Tuple[Any, int, int]:
-    """``(batches, n, n_iter)`` of the training or validation split through augmentation and preprocessing."""
+    """``(batches, n, n_iter)`` of the training or validation split through augmentation and preprocessing.
+
+    ``augmentor``: ``None`` leaves the split unaugmented (see :func:`augmentor_for`).
+    """
     source, n = split_source(loader, split)
     if augmentor is not None:
-        add = augmentor.add_augmentation if split == "train" else augmentor.add_validation_augmentation
-        source = add(source)
+        method = "add_augmentation" if split == "train" else "add_validation_augmentation"
+        source = getattr(augmentor, method)(source)
+        if source is None:
+            raise StageFailed(
+                f"{type(augmentor).__name__}.{method}() returned None. It must return the {split} source with the "
+                f"augmentation added (a tf.data.Dataset or a generator): check for a missing return statement."
+            )
     batches, n_iter = preprocessor.add_preprocess(source, n)
     return batches, n, int(n_iter)
+
+
+def augmentor_for(config: Any, augmentor: Any, split: str) -> Any:
+    """The augmentor if the run augments ``split`` (``do_train_augmentation``, ``do_validation_augmentation``), else None."""
+    switch = "do_train_augmentation" if split == "train" else "do_validation_augmentation"
+    return augmentor if config.get(switch, True) else None
 
 
 class SplitIds:
@@ -239,5 +254,12 @@ def eval_split(loader: Any, preprocessor: Any, split: str) -> EvalSplit:
                 f"of n={n} points. Return one id per point, in the order create_validation_generator yields them."
             )
         ids = SplitIds(split, known)
-    batches, n_iter = preprocessor.add_preprocess(prepare_eval_source(source), n)
+    source = prepare_eval_source(source)
+    if split == "test" and type(preprocessor).add_preprocess is PreprocessorBase.add_preprocess:
+        # As both abstractions generations read it: image and label preprocessing, then batchify; a
+        # weight preprocessor written for training weights never sees the test split.
+        source = preprocessor.add_label_preprocess(preprocessor.add_image_preprocess(source))
+        batches, n_iter = preprocessor.batchify(source, n)
+    else:
+        batches, n_iter = preprocessor.add_preprocess(source, n)
     return EvalSplit(batches, n, int(n_iter), ids, weighted=split != "test")

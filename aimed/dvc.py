@@ -24,7 +24,8 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from aimed.config import read_yaml_mapping
-from aimed.pipeline import EVAL_SPLITS, STAGES, fingerprint_file, prepare_data_command, prepare_data_deps, stage_outputs
+from aimed.pipeline import (EVAL_SPLITS, HISTORY, REPORT, STAGES, fingerprint_file, prepare_data_command,
+                            prepare_data_deps, stage_outputs, with_report_format)
 from aimed.provenance import FINGERPRINT_FILE
 
 GENERATED_HEADER = (
@@ -110,10 +111,11 @@ def build(workflow_config: Dict[str, Any], project_dir: pathlib.Path,
                     metrics.append(_SUMMARY.format(run=run, split=split))
             else:
                 stages[stage_name(run, name)] = _stage_entry(run, name)
-        plots.append({f"results/{run}/train/history.csv": {"x": "epoch", "y": ["loss", "val_loss"],
-                                                            "title": f"{run}: loss per epoch"}})
-        plots.append({f"results/{run}/evaluate/test/report.csv": {
-            "template": "confusion", "x": "y_true", "y": "pred_class", "title": f"{run}: test confusion matrix"}})
+        plots.append({HISTORY.format(run=run): {"x": "epoch", "y": ["loss", "val_loss"],
+                                                "title": f"{run}: loss per epoch"}})
+        if (run_config.get("evaluation") or {}).get("report_format", "csv") == "csv":  # DVC plots read CSV, not Parquet
+            plots.append({with_report_format(REPORT).format(run=run, split="test"): {
+                "template": "confusion", "x": "y_true", "y": "pred_class", "title": f"{run}: test confusion matrix"}})
     return {"stages": stages, "metrics": metrics, "plots": plots}
 
 

@@ -13,6 +13,13 @@ from typing import Dict, List, Tuple
 
 EVAL_SPLITS = ("validation", "test")
 
+#: Formats of the per-datapoint report (``evaluation.report_format``); the first is the default.
+REPORT_FORMATS = ("csv", "parquet")
+
+#: Artifacts that other modules open by name, as path patterns (``{report_format}``: see :func:`stage_outputs`).
+HISTORY = "results/{run}/train/history.csv"
+REPORT = "results/{run}/evaluate/{split}/report.{report_format}"
+
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
@@ -63,8 +70,8 @@ STAGES: Dict[str, Stage] = {
             upstream=("validate-data",),
             outputs=("results/{run}/check_preprocessing/report.json",
                      "results/{run}/check_preprocessing/fingerprint.json"),
-            config_keys=("augmentor_class", "augmentor", "preprocessor_class", "preprocessor", "batch_size",
-                         "model_builder_class", "model_builder"),
+            config_keys=("augmentor_class", "augmentor", "do_train_augmentation", "do_validation_augmentation",
+                         "preprocessor_class", "preprocessor", "batch_size", "model_builder_class", "model_builder"),
             # The model is built to check the batches against it.
             components=("augmentor_class", "preprocessor_class", "model_builder_class"),
             reports=("results/{run}/check_preprocessing/samples.png",),
@@ -75,14 +82,15 @@ STAGES: Dict[str, Stage] = {
             module="aimed.stages.train",
             upstream=("check-preprocessing",),
             outputs=(
-                "results/{run}/train/history.csv",
+                HISTORY,
                 "results/{run}/train/summary.json",
                 "results/{run}/train/best_model.keras",
                 "results/{run}/train/fingerprint.json",
             ),
             reports=("results/{run}/train/curves.png",),
             config_keys=("*",),
-            config_exclude=("evaluation", "evaluator_class", "evaluator", "mlflow", "training", "project_name", "cache"),
+            config_exclude=("evaluation", "evaluator_class", "evaluator", "mlflow", "training", "project_name", "cache",
+                            "model_details", "model_parameters", "considerations"),
             components=("data_loader_class", "augmentor_class", "preprocessor_class", "model_builder_class"),
         ),
         Stage(
@@ -96,7 +104,7 @@ STAGES: Dict[str, Stage] = {
                 "results/{run}/export/model_card.json",
                 "results/{run}/export/fingerprint.json",
             ),
-            config_keys=("export",),
+            config_keys=("export", "model_details", "model_parameters", "considerations"),
             components=("model_builder_class",),
             directories=("results/{run}/export/savedmodel",),
         ),
@@ -106,12 +114,13 @@ STAGES: Dict[str, Stage] = {
             module="aimed.stages.evaluate",
             upstream=("export",),
             outputs=("results/{run}/evaluate/{split}/summary.json",
-                     "results/{run}/evaluate/{split}/report.csv",
+                     REPORT,
                      "results/{run}/evaluate/{split}/model_card.json",
                      "results/{run}/evaluate/{split}/confusion_matrix.json",
                      "results/{run}/evaluate/{split}/fingerprint.json"),
             config_keys=("evaluator_class", "evaluator", "evaluation.splits", "evaluation.slice_by",
-                         "evaluation.report_format", "evaluation.worst_k", "evaluation.worst_by"),
+                         "evaluation.report_format", "evaluation.worst_k", "evaluation.worst_by",
+                         "evaluation.worst_direction"),
             components=("data_loader_class", "preprocessor_class", "evaluator_class"),
             reports=("results/{run}/evaluate/{split}/plots/confusion_matrix.png",
                      "results/{run}/evaluate/{split}/plots/worst.png"),
@@ -121,11 +130,26 @@ STAGES: Dict[str, Stage] = {
 }
 
 
-def stage_outputs(stage: str, **wildcards: str) -> Tuple[str, ...]:
-    """Every output path of a stage (files, folders and report files), formatted if wildcards given."""
+def with_report_format(pattern: str, report_format: str = REPORT_FORMATS[0]) -> str:
+    """A path pattern with the report format filled in, its wildcards left as they are."""
+    if report_format not in REPORT_FORMATS:
+        raise ValueError(f"report format '{report_format}' is not one of {', '.join(REPORT_FORMATS)}")
+    return pattern.replace("{report_format}", report_format)
+
+
+def stage_outputs(stage: str, report_format: str = REPORT_FORMATS[0], **wildcards: str) -> Tuple[str, ...]:
+    """Every output path of a stage (files, folders and report files), formatted if wildcards given.
+
+    ``report_format`` is the run's ``evaluation.report_format``, which names the evaluation report.
+    """
     s = STAGES[stage]
-    paths = s.outputs + s.directories + s.reports
+    paths = tuple(with_report_format(p, report_format) for p in s.outputs + s.directories + s.reports)
     return tuple(p.format(**wildcards) for p in paths) if wildcards else paths
+
+
+def report_file_name(report_format: str) -> str:
+    """The evaluation report's file name in its split folder: ``report.csv`` or ``report.parquet``."""
+    return with_report_format(REPORT, report_format).rsplit("/", 1)[1]
 
 
 #: The example's script of the prepare_data step (the default of ``datasets.mnist.script``).

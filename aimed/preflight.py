@@ -17,7 +17,7 @@ from aimed.loading import check_components
 from aimed.run import RunContext
 
 #: Report columns that every evaluation may have, besides the eval functions and metadata.
-REPORT_COLUMNS = ("data_id", "y_true", "y_pred", "pred_class", "confidence")
+REPORT_COLUMNS = ("data_id", "row", "y_true", "y_pred", "pred_class", "confidence")
 
 
 def check_run(ctx: RunContext) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import pathlib
 from typing import Any, Optional, Union
 
@@ -59,11 +60,24 @@ class RunContext:
     def component_class(self, key: str) -> Optional[type]:
         return load_class(self.config, key, self.project_dir)
 
+    @property
+    def component_config(self) -> ConfigStruct:
+        """The config components are built with: the run's, ``data_dir`` made absolute.
+
+        A v0.2 ``abstractions`` DataLoader reads its folder from ``config.data_dir``, which must
+        not depend on the working directory of the stage.
+        """
+        data = self.config.to_dict()
+        data["data_dir"] = str(self.data_dir)
+        return ConfigStruct(data, source=self.config.source)
+
     def _build(self, key: str, *args: Any) -> Any:
         """An instance of the component class of ``key``, built as aimed always builds it: ``Cls(config, ...)``."""
         cls = self.component_class(key)
         if cls is None:
             return None
+        if args[1:] and not _takes_data_dir(cls):
+            args = args[:1]  # the v0.2 constructor, DataLoader(config): the folder is config.data_dir
         call = f"{cls.__name__}(config{', data_dir' if args[1:] else ''})"
         try:
             return cls(*args)
@@ -77,19 +91,29 @@ class RunContext:
             ) from exc
 
     def data_loader(self) -> Any:
-        return self._build("data_loader_class", self.config, self.data_dir)
+        return self._build("data_loader_class", self.component_config, self.data_dir)
 
     def augmentor(self) -> Optional[Any]:
-        return self._build("augmentor_class", self.config)
+        return self._build("augmentor_class", self.component_config)
 
     def preprocessor(self) -> Any:
-        return self._build("preprocessor_class", self.config)
+        return self._build("preprocessor_class", self.component_config)
 
     def model_builder(self) -> Any:
-        return self._build("model_builder_class", self.config)
+        return self._build("model_builder_class", self.component_config)
 
     def evaluator(self) -> Any:
-        return self._build("evaluator_class", self.config)
+        return self._build("evaluator_class", self.component_config)
+
+
+def _takes_data_dir(cls: type) -> bool:
+    """Whether a DataLoader's constructor takes ``(config, data_dir)`` (0.1.x) rather than ``(config)`` (v0.2)."""
+    try:
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    except (TypeError, ValueError):  # no signature to read: the documented form
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
 def resolve_run(run: Union[str, pathlib.Path], project_dir: Union[str, pathlib.Path, None] = None) -> RunContext:

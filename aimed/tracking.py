@@ -193,5 +193,6 @@ def open_state_run(tracker: Tracker, state: Any, run_name: str, params: Dict[str
 
 def run_tracker(config: Any, project_dir: pathlib.Path) -> Tracker:
     """The tracker of a run config: its URI and experiment, disabled if ``mlflow.enabled`` is false."""
-    return Tracker(tracking_uri(config, project_dir), config.mlflow.experiment_name or config.project_name,
+    experiment = config.mlflow.experiment_name or config.project_name or pathlib.Path(project_dir).resolve().name
+    return Tracker(tracking_uri(config, project_dir), experiment,
                    enabled=config.mlflow.enabled)

@@ -20,7 +20,7 @@ from typing import Counter, Dict, Iterable, Optional, Tuple
 import yaml
 
 from aimed.dvc import FINGERPRINT_STAGE, PREPARE_DATA_STAGE, stage_name
-from aimed.pipeline import EVAL_SPLITS, STAGES
+from aimed.pipeline import EVAL_SPLITS, REPORT_FORMATS, STAGES
 
 from conftest import run_in
 
@@ -56,6 +56,14 @@ def _job_stats(output: str) -> Dict[str, int]:
     return {name: int(count) for name, count in (line.split() for line in match.group(1).splitlines())}
 
 
+def _stage_rule(rule: str) -> str:
+    """The stage's rule of a Snakemake rule: ``evaluate_<format>`` evaluates runs of another report format."""
+    for report_format in REPORT_FORMATS[1:]:
+        if rule == f"evaluate_{report_format}":
+            return STAGES["evaluate"].rule
+    return rule
+
+
 def snakemake_jobs(output: str) -> Counter[Job]:
     """The jobs in Snakemake's output (a dry run or a run with --printshellcmds), from their commands.
 
@@ -72,7 +80,10 @@ def snakemake_jobs(output: str) -> Counter[Job]:
             found[("prepare_data", None, None)] += 1
         else:
             assert command.strip() == "None", f"a job that is not a pipeline stage: {command}"
-    stats = _job_stats(output)
+    stats = collections.Counter()
+    for rule, count in _job_stats(output).items():
+        stats[_stage_rule(rule)] += count
+    stats = dict(stats)
     stats.pop("all", None)
     assert stats == dict(collections.Counter(rule for rule, _, _ in found)), output
     return found

@@ -289,3 +289,39 @@ def test_labels_beyond_the_models_classes_are_named_by_file_and_row(run, train_p
         "labels.csv: row 3 (line 4): 'image_2.jpg' label 12",
     ])
     assert "validation:" not in text
+
+
+# ----------------------------------------------------------------------------- weights of every shape Keras takes
+
+
+@pytest.fixture
+def segmenter():
+    """A tiny compiled segmentation model: (8, 8, 1) images to an (8, 8, 1) sigmoid map."""
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("weight_shape, fits", [
+    ((4, 8, 8), True), ((4, 8, 8, 1), True),  # per pixel, per pixel with a channel
+    ((4,), False),  # Keras 3 does not broadcast a per-sample weight over a per-pixel loss
+    ((4, 8), False), ((4, 8, 8, 2), False), ((4, 1), False),
+])
+def test_per_pixel_weights_are_checked_by_what_the_models_loss_takes(segmenter, weight_shape, fits):
+    import numpy as np
+
+    from aimed.stages.check_preprocessing import check_batches
+
+    x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    y = (x > 0.5).astype(np.float32)
+    batches = iter([(x, y, np.ones(weight_shape, np.float32))])
+    report, _ = check_batches("train", batches, 4, 1, 4, segmenter)
+    if fits:
+        assert report["problems"] == []
+    else:
+        assert report["problems"] == [
+            f"train batch 0: weight has shape {list(weight_shape)}; for the model output [None, 8, 8, 1] a weight "
+            f"must have shape [4, 8, 8] or [4, 8, 8, 1]"]

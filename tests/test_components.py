@@ -196,6 +196,51 @@ def test_data_loader_sets_data_dir_before_set_defaults(tmp_path):
     assert UsesDataDir(None, tmp_path).labels_path == tmp_path / "labels.csv"
 
 
+def test_data_loader_takes_both_abstractions_constructors(tmp_path):
+    """0.1.x: DataLoader(config, data_dir); v0.2: DataLoader(config), the folder from config.data_dir."""
+    from aimed import ConfigStruct
+
+    base = minimal_classes()["DataLoaderBase"]
+    config = ConfigStruct({"data_dir": str(tmp_path / "v02")})
+
+    class V02(base):
+        def __init__(self, config):
+            super().__init__(config)
+
+        def _set_defaults(self):
+            self.seen_at_defaults = self.data_dir
+
+    assert V02(config).seen_at_defaults == tmp_path / "v02"
+    assert base(config, tmp_path / "v01").data_dir == tmp_path / "v01"
+    assert base(None).data_dir is None  # exploration without a config
+
+
+def test_abstractions_import_paths_resolve():
+    import importlib
+
+    import aimed
+
+    paths = {"base_class": "BaseClass", "data_loading": "DataLoaderBase", "preprocessing": "PreprocessorBase",
+             "augmentation": "AugmentorBase", "model_building": "ModelBuilderBase", "evaluation": "EvaluatorBase",
+             "utils": "ConfigStruct"}
+    for module, name in paths.items():
+        assert getattr(importlib.import_module(f"aimed.{module}"), name) is getattr(aimed, name), module
+    from aimed.utils import load_config_file
+
+    assert load_config_file is not None
+
+
+def test_a_preprocessing_step_that_returns_none_is_named():
+    from aimed.errors import StageFailed
+
+    class Forgetful(minimal_classes()["PreprocessorBase"]):
+        def add_label_preprocess(self, generator):
+            generator = iter(generator)  # and no return
+
+    with pytest.raises(StageFailed, match=r"Forgetful.add_label_preprocess\(\) returned None"):
+        Forgetful(None).add_preprocess(iter([]), 0)
+
+
 def test_augmentor_default_validation_augmentation_is_identity():
     augmentor = minimal_classes()["AugmentorBase"](None)
     source = iter([(np.ones(2), 3, 1.0)])
@@ -263,8 +308,8 @@ def test_add_preprocess_with_the_default_weight_hook():
 ABSTRACT = {
     DataLoaderBase: {"create_training_generator", "create_validation_generator", "create_test_generator"},
     AugmentorBase: {"add_augmentation"},
-    PreprocessorBase: {"image_preprocess", "label_preprocess", "add_image_preprocess", "add_label_preprocess",
-                       "batchify"},
+    # image_preprocess and label_preprocess are optional, as in both abstractions generations.
+    PreprocessorBase: {"add_image_preprocess", "add_label_preprocess", "batchify"},
     ModelBuilderBase: {"get_compiled_model"},
     EvaluatorBase: {"get_eval_funcs"},
 }

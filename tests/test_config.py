@@ -166,8 +166,14 @@ def test_epochs_zero(tmp_path):
 
 
 def test_every_schema_error_is_listed_at_once(tmp_path):
-    message = config_error(write_config(tmp_path, {"epochs": 0, "batch_size": "eight"}, remove=["project_name"]))
-    assert "'epochs'" in message and "'batch_size'" in message and "'project_name'" in message
+    message = config_error(write_config(tmp_path, {"epochs": 0, "batch_size": "eight"}, remove=["src_code_path"]))
+    assert "'epochs'" in message and "'batch_size'" in message and "'src_code_path'" in message
+
+
+def test_project_name_is_optional(tmp_path):
+    """abstractions 0.1.x took the project name from the repository; aimed from the project folder (MLflow)."""
+    config = load_config(write_config(tmp_path, {}, remove=["project_name"]))
+    assert config.project_name is None
 
 
 def test_export_with_unknown_key(tmp_path):

@@ -533,7 +533,8 @@ def test_metadata_columns_parquet_and_slices(split, project, model, tmp_path):
 
     labels = pd.read_csv(project / "datasets" / "mnist" / split / "labels.csv")
     n = len(labels)
-    assert list(table.columns) == ["data_id", "y_true", "y_pred", "pred_class", "confidence", EVAL_FUNC, "writer"]
+    assert list(table.columns) == ["data_id", "row", "y_true", "y_pred", "pred_class", "confidence", EVAL_FUNC,
+                                   "writer"]
     assert list(table["data_id"]) == list(labels["image name"])
     assert list(table["writer"]) == [f"w{label % 3}" for label in labels["label"]]
 
@@ -845,7 +846,7 @@ def test_other_tasks(task, project, tmp_path):
     # The plots work for every output kind (a note instead of a confusion matrix for non-classifiers).
     out = tmp_path / "out"
     out.mkdir()
-    evaluate_stage._write_plots(out, result, "test", 8, 8, next(iter(result.values)))
+    evaluate_stage._write_plots(out, result, "test", 8, 8)
     assert {p.name for p in (out / "plots").iterdir()} == {
         "confusion_matrix.png", "worst.png", *(f"hist_{evaluate_stage._safe(k)}.png" for k in result.values)}
 

@@ -79,10 +79,10 @@ CONSTRUCTOR = '''
 
 
 class OwnInitLoader(DataLoaderTF):
-    """Test only: a constructor of its own that forgot data_dir."""
+    """Test only: a constructor of its own that wants more than aimed passes."""
 
-    def __init__(self, config):
-        super().__init__(config, "datasets/mnist")
+    def __init__(self, config, data_dir, cache_dir):
+        super().__init__(config, data_dir)
 
 
 class CastingPreprocessorTF(PreprocessorTF):

@@ -30,6 +30,8 @@ from conftest import REPO_ROOT, git, run_in, update_yaml
 from plans import Job, assert_plans, edited, jobs
 
 ZOO = REPO_ROOT / "tests" / "zoo"
+#: Projects written for the two generations of abstractions, run after `aimed migrate` (same layout).
+MIGRATION = REPO_ROOT / "tests" / "migration"
 
 #: Writes the project's dataset at rule prepare_data: the template's `--out` calling convention
 #: around the zoo's `python make_data.py OUT_DIR`.
@@ -47,34 +49,38 @@ sys.exit(subprocess.call([sys.executable, str(script), args.out]))
 '''
 
 
-def zoo_runs(name: str) -> List[str]:
-    return sorted(p.parent.name for p in (ZOO / name / "runs").glob("*/config.yaml"))
+def zoo_runs(source: pathlib.Path) -> List[str]:
+    return sorted(p.parent.name for p in (source / "runs").glob("*/config.yaml"))
 
 
-def zoo_spec(name: str) -> Dict[str, str]:
-    return yaml.safe_load((ZOO / name / "zoo.yaml").read_text())
+def zoo_spec(source: pathlib.Path) -> Dict[str, str]:
+    return yaml.safe_load((source / "zoo.yaml").read_text())
 
 
-def build_zoo_project(name: str, dest: pathlib.Path) -> pathlib.Path:
-    """The zoo project ``name`` as a workflow project in ``dest``, built by one Snakemake run."""
+def build_zoo_project(source: pathlib.Path, dest: pathlib.Path, migrate: bool = False) -> pathlib.Path:
+    """The project in ``source`` as a workflow project in ``dest``, built by one Snakemake run.
+
+    ``migrate``: run ``aimed migrate`` on it first, as a user moving from abstractions would.
+    """
     dest.mkdir(parents=True)
     for item in ("Snakefile", "workflow", "profiles"):
         source = REPO_ROOT / item
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, dest / item)
     shutil.copytree(REPO_ROOT / "config", dest / "config")
     for item in ("src", "runs", "make_data.py"):
-        source = ZOO / name / item
-        (shutil.copytree(source, dest / item, ignore=shutil.ignore_patterns("__pycache__"))
-         if source.is_dir() else shutil.copy2(source, dest / item))
+        (shutil.copytree(source / item, dest / item, ignore=shutil.ignore_patterns("__pycache__"))
+         if (source / item).is_dir() else shutil.copy2(source / item, dest / item))
     (dest / "scripts").mkdir()
     (dest / "scripts" / "prepare.py").write_text(PREPARE_SCRIPT)
-    data_dirs = {yaml.safe_load((dest / "runs" / run / "config.yaml").read_text())["data_dir"] for run in zoo_runs(name)}
-    assert len(data_dirs) == 1, f"zoo project {name}: its runs must share one data_dir, not {data_dirs}"
+    data_dirs = {yaml.safe_load((dest / "runs" / run / "config.yaml").read_text())["data_dir"] for run in zoo_runs(source)}
+    assert len(data_dirs) == 1, f"{source}: its runs must share one data_dir, not {data_dirs}"
     update_yaml(dest / "config" / "config.yaml", {
-        "runs": zoo_runs(name), "train_threads": 1,
+        "runs": zoo_runs(source), "train_threads": 1,
         "datasets": {"mnist": {"script": "scripts/prepare.py", "sample": None, "path": data_dirs.pop()}}})
     shutil.copy2(REPO_ROOT / ".gitignore", dest / ".gitignore")
     shutil.copy2(REPO_ROOT / ".dvcignore", dest / ".dvcignore")
+    if migrate:
+        run_in(dest, "aimed", "migrate", ".")
     git(dest, "init", "-q")
     run_in(dest, "dvc", "init", "-q")
     git(dest, "add", "-A")
@@ -83,17 +89,22 @@ def build_zoo_project(name: str, dest: pathlib.Path) -> pathlib.Path:
     return dest
 
 
+class BuiltProjects(dict):
+    """``{name: built project}`` of the projects under ``sources``, each built on first use."""
+
+    def __init__(self, sources: pathlib.Path, dest: pathlib.Path, migrate: bool = False) -> None:
+        super().__init__()
+        self.sources, self.dest, self.migrate = sources, dest, migrate
+
+    def __missing__(self, name: str) -> pathlib.Path:
+        self[name] = build_zoo_project(self.sources / name, self.dest / name, self.migrate)
+        return self[name]
+
+
 @pytest.fixture(scope="module")
-def zoo_projects(tmp_path_factory) -> Dict[str, pathlib.Path]:
+def zoo_projects(tmp_path_factory) -> BuiltProjects:
     """Zoo projects built on first use, once per module."""
-    root = tmp_path_factory.mktemp("zoo")
-
-    class Projects(dict):
-        def __missing__(self, name: str) -> pathlib.Path:
-            self[name] = build_zoo_project(name, root / name)
-            return self[name]
-
-    return Projects()
+    return BuiltProjects(ZOO, tmp_path_factory.mktemp("zoo"))
 
 
 def _split_ids(project: pathlib.Path, run: str, split: str) -> List[str]:
@@ -119,14 +130,15 @@ def _report(project: pathlib.Path, run: str, split: str) -> Any:
     return pd.read_csv(folder / "report.csv", dtype={"data_id": str}, keep_default_na=False)
 
 
-def check_zoo_project_end_to_end(zoo_projects, zoo_name: str) -> None:
+def check_zoo_project_end_to_end(zoo_projects: BuiltProjects, zoo_name: str) -> None:
     """Every run is trained, exported and evaluated; each report's ids are its split's ids, in order."""
     project = zoo_projects[zoo_name]
-    for run in zoo_runs(zoo_name):
+    for run in zoo_runs(zoo_projects.sources / zoo_name):
         results = project / "results" / run
         for split in EVAL_SPLITS:
             report = _report(project, run, split)
             assert list(report["data_id"]) == _split_ids(project, run, split), f"{run} {split}: ids"
+            assert list(report["row"]) == [str(i) for i in range(len(report))]  # apart even where ids repeat
             summary = json.loads((results / "evaluate" / split / "summary.json").read_text())
             assert summary["n"] == len(report)
             for name, stats in summary["metrics"].items():
@@ -161,12 +173,12 @@ def stages_running(component_key: str) -> List[str]:
     return rerun
 
 
-def check_deep_edit_reruns_exactly(zoo_projects, zoo_name: str) -> None:
+def check_deep_edit_reruns_exactly(zoo_projects: BuiltProjects, zoo_name: str) -> None:
     """An edit two imports away from any class path reruns exactly the stages running that code."""
     project = zoo_projects[zoo_name]
-    spec = zoo_spec(zoo_name)
+    spec = zoo_spec(zoo_projects.sources / zoo_name)
     expected: Counter[Job] = collections.Counter()
-    for run in zoo_runs(zoo_name):
+    for run in zoo_runs(zoo_projects.sources / zoo_name):
         config = yaml.safe_load((project / "runs" / run / "config.yaml").read_text())
         if config.get(spec["reached_from"]):
             expected += jobs([run], *stages_running(spec["reached_from"]))

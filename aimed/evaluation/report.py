@@ -12,8 +12,6 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-REPORT_NAMES = {"csv": "report.csv", "parquet": "report.parquet"}
-
 #: Vectors of up to this many values are written in full (as JSON), larger arrays by their mean.
 MAX_JSON_VALUES = 32
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from aimed._io import atomic_write_json, staged_dir
 from aimed._plots import save_image_grid
-from aimed.data import SPLITS, SplitIds, batched_split, eval_split, split_batch, take
+from aimed.data import SPLITS, SplitIds, augmentor_for, batched_split, eval_split, split_batch, take
 from aimed.errors import StageFailed
 from aimed.run import RunContext
 
@@ -61,14 +61,14 @@ def _rows(value: Any) -> int:
 def weight_shapes(size: int, output_shape: List[Any]) -> List[List[Any]]:
     """The sample-weight shapes Keras 3 takes for a batch of ``size`` rows of one output.
 
-    Per sample, ``[B]``; and for an output with more axes than ``[B, classes]`` (a segmentation
-    map), one weight per position of the loss: ``[B, H, W]`` or ``[B, H, W, 1]``.
+    Per sample, ``[B]``; for an output with more axes than ``[B, classes]`` (a segmentation map),
+    one weight per position of the loss, ``[B, H, W]`` or ``[B, H, W, 1]``, and only those: Keras 3
+    does not broadcast a per-sample weight over a per-pixel loss.
     """
-    shapes = [[size]]
     if len(output_shape) > 2:
         per_position = [size] + list(output_shape[1:-1])
-        shapes += [per_position, per_position + [1]]
-    return shapes
+        return [per_position, per_position + [1]]
+    return [[size]]
 
 
 def _weight_problem(where: str, w: Any, size: int, output_shape: List[Any]) -> Optional[str]:
@@ -198,6 +198,8 @@ def check_batches(split: str, batches: Any, n: int, n_iter: int, batch_size: int
                     f"{where}: y has shape {y_shape}; the model output is {output_shape}, so y must be "
                     f"{output_shape} (dense) or {output_shape[:-1]} (sparse class indices)"
                 )
+        if ids is not None:
+            w = None  # the test split is read as evaluation reads it: unweighted, its ids set aside
         if w is not None and one_output:
             problem = _weight_problem(where, w, size, output_shape)
             if problem:
@@ -279,7 +281,8 @@ def run(ctx: RunContext) -> Dict[str, Any]:
             prepared = eval_split(loader, preprocessor, split)
             batches, n, n_iter, ids = prepared.batches, prepared.n, prepared.n_iter, prepared.ids
         else:
-            (batches, n, n_iter), ids = batched_split(loader, augmentor, preprocessor, split), None
+            augmented = augmentor_for(config, augmentor, split)
+            (batches, n, n_iter), ids = batched_split(loader, augmented, preprocessor, split), None
         report["splits"][split], first_batches[split] = check_batches(split, batches, n, n_iter, config.batch_size,
                                                                       model, ids, labels_csv)
     problems = [p for s in report["splits"].values() for p in s["problems"]]

@@ -10,7 +10,7 @@ grid). Reading and predicting run in a worker thread one batch ahead of the eval
 the report, so the two overlap (:func:`_one_ahead`). Exactly ``n`` rows are written: rows that
 wrap around past the end of the split are cut.
 
-Report columns: ``data_id``; ``y_true`` and ``y_pred`` (a scalar as is, a vector of up to 32
+Report columns: ``data_id``; ``row`` (the position in the split); ``y_true`` and ``y_pred`` (a scalar as is, a vector of up to 32
 values as a JSON list, a larger array as its mean); for classifiers ``pred_class`` and
 ``confidence``; one column per eval function; the DataLoader's metadata columns.
 """
@@ -25,7 +25,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Dict, Generator, Iterator, List, Optional
+from typing import Any, Dict, Generator, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -35,9 +35,10 @@ from aimed.errors import StageFailed
 from aimed.model_files import rebuilt_model
 from aimed.evaluation.batches import EvalBatch, eval_batches, row_of, rows_in, structure_map
 from aimed.evaluation.funcs import eval_functions
-from aimed.evaluation.report import REPORT_NAMES, ReportWriter, cell, cells, float_cells
+from aimed.evaluation.report import ReportWriter, cell, cells, float_cells
 from aimed.evaluation.step import EvalStep, eval_step
 from aimed.evaluation.summary import SliceAccumulator, check_thresholds, classification_summary, describe
+from aimed.pipeline import report_file_name
 from aimed.run import RunContext
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class EvalSettings:
     slice_by: tuple = ()
     worst_k: int = 16
     worst_by: Optional[str] = None
+    worst_direction: Optional[str] = None
     batch_size: int = EVAL_BATCH_SIZE
 
 
@@ -67,7 +69,8 @@ class SplitResult:
     summary: Dict[str, Any]
     values: Dict[str, np.ndarray]
     confusion: Optional[np.ndarray]
-    worst: List[tuple]
+    worst: List[WorstSample]
+    worst_by: Optional[str] = None
 
 
 def is_classifier(y_pred: np.ndarray, y_true: np.ndarray) -> bool:
@@ -138,27 +141,63 @@ class _Metadata:
         return out
 
 
-class _Worst:
-    """The ``k`` samples with the highest score (NaN and inf counted as highest; ties: the later sample)."""
+@dataclasses.dataclass(frozen=True)
+class WorstSample:
+    """One of the worst samples of a split, for the worst-samples grid."""
 
-    def __init__(self, k: int) -> None:
+    value: float  # its worst_by value
+    row: int
+    x: Any
+    y_true: str  # the report's cells
+    y_pred: str
+    data_id: str
+    #: ``(true mask, predicted mask)`` of a segmentation model, shown beside the image.
+    masks: Optional[Tuple[np.ndarray, np.ndarray]] = None
+
+
+def worst_direction(setting: Optional[str], func: Any) -> str:
+    """``"min"`` if the lowest values are the worst, ``"max"`` if the highest are.
+
+    The ``evaluation.worst_direction`` setting, else the opposite of the function's declared
+    ``direction`` (what is better, as the functions of :mod:`aimed.metrics` declare), else
+    ``"max"`` (a loss: the highest is the worst).
+    """
+    if setting:
+        return setting
+    better = getattr(getattr(func, "func", func), "direction", None)
+    return {"max": "min", "min": "max"}.get(better, "max")
+
+
+def _is_segmentation(y_true: Any, y_pred: Any) -> bool:
+    """Outputs and labels with spatial axes: ``[B, H, W(, C)]`` masks."""
+    return (isinstance(y_pred, np.ndarray) and isinstance(y_true, np.ndarray) and y_pred.ndim >= 3
+            and y_true.shape[1:3] == y_pred.shape[1:3])
+
+
+class _Worst:
+    """The ``k`` worst samples: the lowest or highest values (NaN and inf count as worst; ties: the later sample)."""
+
+    def __init__(self, k: int, direction: str = "max") -> None:
         self.k = k
+        self.sign = 1.0 if direction == "max" else -1.0
         self.heap: List[tuple] = []
 
-    def add(self, scores: np.ndarray, first_row: int, x: Any, y_true: np.ndarray, y_pred: np.ndarray,
-            ids: List[str]) -> None:
+    def add(self, values: np.ndarray, first_row: int, x: Any, y_true: Any, y_pred: Any, ids: List[str]) -> None:
         """Consider one batch; ``y_true`` and ``y_pred`` are what the report shows (classes, for a classifier)."""
-        scores = np.where(np.isfinite(scores), scores, np.inf)
-        # Only the batch's own top k can enter the heap: the rest need no tuple and no image copy.
-        for i in np.lexsort((np.arange(len(scores)), scores))[-self.k:].tolist():
-            key = (float(scores[i]), first_row + i)
+        ranks = self.sign * values
+        ranks = np.where(np.isfinite(ranks), ranks, np.inf)
+        segmentation = _is_segmentation(y_true, y_pred)
+        # Only the batch's own worst k can enter the heap: the rest need no record and no image copy.
+        for i in np.lexsort((np.arange(len(ranks)), ranks))[-self.k:].tolist():
+            key = (float(ranks[i]), first_row + i)
             if len(self.heap) < self.k or key > self.heap[0][:2]:
-                item = (*key, structure_map(np.array, row_of(x, i)), cell(row_of(y_true, i)), cell(row_of(y_pred, i)),
-                        ids[i])
-                (heapq.heappush if len(self.heap) < self.k else heapq.heapreplace)(self.heap, item)
+                sample = WorstSample(float(values[i]), first_row + i, structure_map(np.array, row_of(x, i)),
+                                     cell(row_of(y_true, i)), cell(row_of(y_pred, i)), ids[i],
+                                     (np.array(y_true[i]), np.array(y_pred[i])) if segmentation else None)
+                (heapq.heappush if len(self.heap) < self.k else heapq.heapreplace)(self.heap, (*key, sample))
 
-    def result(self) -> List[tuple]:
-        return sorted(self.heap, reverse=True)
+    def result(self) -> List[WorstSample]:
+        return [item[2] for item in sorted(self.heap, key=lambda item: item[:2], reverse=True)]
 
 
 class _Progress:
@@ -218,12 +257,15 @@ def _one_ahead(items: Iterator[Any]) -> Generator[Any, None, None]:
 def _report_batch(writer: ReportWriter, slices: Dict[str, SliceAccumulator], metadata: Optional[_Metadata],
                   batch_ids: List[str], y_true: np.ndarray, y_pred: np.ndarray, classes: Optional[np.ndarray],
                   predicted: Optional[np.ndarray], correct: Optional[np.ndarray],
-                  batch_values: Dict[str, np.ndarray], logits: bool = False) -> None:
+                  batch_values: Dict[str, np.ndarray], first_row: int, logits: bool = False) -> None:
     """Format one batch's report columns, count them into the slices and write them.
 
-    ``logits``: the classifier's scores are logits, so ``confidence`` is the top softmax probability.
+    ``first_row``: the batch's first row in the split; the ``row`` column tells apart points that
+    share an id. ``logits``: the classifier's scores are logits, so ``confidence`` is the top
+    softmax probability.
     """
-    columns: Dict[str, List[str]] = {"data_id": batch_ids}
+    columns: Dict[str, List[str]] = {"data_id": batch_ids,
+                                     "row": list(map(str, range(first_row, first_row + len(batch_ids))))}
     if classes is not None:
         columns["y_true"] = list(map(str, classes.tolist()))
         columns["y_pred"] = cells(y_pred)
@@ -258,7 +300,7 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
     metadata = None if metadata_frame is None else _Metadata(metadata_frame, split)
     values: Dict[str, List[np.ndarray]] = {name: [] for name in funcs}
     slices = {column: SliceAccumulator(column) for column in settings.slice_by}
-    worst = _Worst(settings.worst_k)
+    worst = _Worst(settings.worst_k, worst_direction(settings.worst_direction, funcs.get(worst_by)))
     step = eval_step(model)
     model.reset_metrics()
     loss_sum, confusion, rows = 0.0, None, 0
@@ -293,7 +335,7 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
                 worst.add(batch_values[worst_by], rows, x, y_true if classes is None else classes,
                           y_pred if predicted is None else predicted, batch_ids)
             _report_batch(writer, slices, metadata, batch_ids, y_true, y_pred, classes, predicted, correct,
-                          batch_values, logits)
+                          batch_values, rows, logits)
             rows += keep
             progress.update(rows)
     finally:
@@ -319,10 +361,10 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
                                  "the top value of the model's outputs, which are probabilities")
     if slices:
         summary["slices"] = {column: acc.result() for column, acc in slices.items()}
-    return SplitResult(summary, merged, confusion, worst.result())
+    return SplitResult(summary, merged, confusion, worst.result(), worst_by)
 
 
-def _write_plots(out, result: SplitResult, split: str, height: int, width: int, worst_by: Optional[str]) -> None:
+def _write_plots(out, result: SplitResult, split: str, height: int, width: int) -> None:
     from aimed._plots import save_confusion_matrix, save_histogram, save_image_grid
 
     plots = out / "plots"
@@ -330,8 +372,16 @@ def _write_plots(out, result: SplitResult, split: str, height: int, width: int, 
     save_confusion_matrix(plots / "confusion_matrix.png", result.confusion, f"{split}: confusion matrix")
     for name, values in result.values.items():
         save_histogram(plots / f"hist_{_safe(name)}.png", values, f"{split}: {name}")
-    titles = [f"{i}\ntrue {t} pred {p}\n{worst_by}={s:.3g}" for s, _, _, t, p, i in result.worst]
-    save_image_grid(plots / "worst.png", [w[2] for w in result.worst], titles, height, width)
+    images, titles = [], []
+    segmentation = any(w.masks is not None for w in result.worst)
+    for w in result.worst:
+        if segmentation:  # image, true mask, predicted mask side by side
+            images += [w.x, *w.masks]
+            titles += [f"{w.data_id}\n{result.worst_by}={w.value:.3g}", "true mask", "predicted mask"]
+        else:
+            images.append(w.x)
+            titles.append(f"{w.data_id}\ntrue {w.y_true} pred {w.y_pred}\n{result.worst_by}={w.value:.3g}")
+    save_image_grid(plots / "worst.png", images, titles, height, width, columns=6 if segmentation else 8)
 
 
 def _safe(name: str) -> str:
@@ -349,13 +399,13 @@ def run(ctx: RunContext, split: str, gate: bool = True) -> Dict[str, Any]:
     config = ctx.config
     evaluation = config.evaluation
     settings = EvalSettings(evaluation.report_format, tuple(evaluation.slice_by), evaluation.worst_k,
-                            evaluation.worst_by)
+                            evaluation.worst_by, evaluation.worst_direction)
     enforce_gate = gate and os.environ.get(NO_GATE_ENV) != "1"
     model = rebuilt_model(ctx.model_builder(), ctx.stage_dir("export") / "model.keras")
     card = json.loads((ctx.stage_dir("export") / "model_card.json").read_text())
     with staged_dir(ctx.stage_dir("evaluate") / split) as out:
         result = evaluate_split(model, ctx.data_loader(), ctx.preprocessor(), ctx.evaluator(), split,
-                                out / REPORT_NAMES[settings.report_format], settings)
+                                out / report_file_name(settings.report_format), settings)
         summary = result.summary
         if split == "validation":
             summary["gate"] = check_thresholds(summary, evaluation.thresholds.to_dict())
@@ -368,8 +418,7 @@ def run(ctx: RunContext, split: str, gate: bool = True) -> Dict[str, Any]:
         atomic_write_json(out / "confusion_matrix.json", {
             "confusion_matrix": None if result.confusion is None else result.confusion.tolist()})
         atomic_write_json(out / "summary.json", summary)
-        _write_plots(out, result, split, config.input_height, config.input_width, settings.worst_by
-                     or next(iter(result.values), None))
+        _write_plots(out, result, split, config.input_height, config.input_width)
         # Snakemake (keep-incomplete) records a failed job's outputs as finished, so a complete set
         # of outputs would pass the gate on the next `snakemake`. Without the fingerprint, one of
         # the declared outputs, the job runs (and fails) again until it passes or the gate is off.

@@ -23,6 +23,8 @@ from aimed.run import RunContext
 from aimed.tracking import run_tracker
 
 DEFAULT_INPUT_NAME = "inputs"
+#: Run-config sections that projects of abstractions carry for the model card; copied into it.
+MODEL_CARD_SECTIONS = ("model_details", "model_parameters", "considerations")
 
 
 def best_epoch(history_path: pathlib.Path, metric: str, mode: str) -> Dict[str, Any]:
@@ -105,6 +107,7 @@ def run(ctx: RunContext) -> Dict[str, Any]:
             "versions": {"aimed": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
             "git_commit": git_commit(ctx.project_dir),
             "mlflow_run_id": summary.get("mlflow_run_id"),
+            **{key: value for key, value in ctx.config.to_dict().items() if key in MODEL_CARD_SECTIONS and value},
         })
         ctx.record_fingerprint("export", out)
     tracker = run_tracker(ctx.config, ctx.project_dir)

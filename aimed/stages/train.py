@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from aimed import __version__
 from aimed._io import atomic_write_bytes, atomic_write_json, staged_dir
 from aimed._tensorflow import import_tensorflow
-from aimed.data import batched_split, split_batch, take
+from aimed.data import augmentor_for, batched_split, split_batch, take
 from aimed.errors import ConfigError, StageFailed
 from aimed.fingerprint import hash_value
 from aimed.preflight import check_run
@@ -265,7 +265,8 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
     builder = ctx.model_builder()
     with strategy.scope():
         model = builder.get_compiled_model()
-        val_batches, _, _ = batched_split(loader, augmentor, preprocessor, "validation")
+        val_batches, _, _ = batched_split(loader, augmentor_for(config, augmentor, "validation"), preprocessor,
+                                          "validation")
         names = logged_metric_names(model, val_batches)
         model.optimizer.build(model.trainable_variables)
     metric, mode = config.export.metric, config.export.mode
@@ -304,7 +305,7 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
 
     def build(split: str) -> Tuple[Any, int]:
         # Keras refuses class_weight for generators and weighted sources: aimed weights the samples itself.
-        batches, _, n_iter = batched_split(loader, augmentor, preprocessor, split)
+        batches, _, n_iter = batched_split(loader, augmentor_for(config, augmentor, split), preprocessor, split)
         return with_class_weights(batches, class_weight, list(model.outputs[0].shape)), n_iter
 
     def end_epoch(logs: Dict[str, float]) -> None:

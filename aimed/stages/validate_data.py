@@ -15,6 +15,7 @@ TensorFlow's own threads, outside the GIL, which leaves the GIL to the hashing.
 from __future__ import annotations
 
 import collections
+import logging
 import concurrent.futures
 import os
 import pathlib
@@ -28,6 +29,8 @@ from aimed.errors import StageFailed
 from aimed.fingerprint import folder_manifest, hash_cache
 from aimed.provenance import record
 from aimed.run import RunContext
+
+log = logging.getLogger(__name__)
 
 LABELS_FILE = "labels.csv"
 NAME_COLUMN = "image name"
@@ -306,7 +309,11 @@ def read_split(loader: Any, split: str, data_dir: pathlib.Path) -> Dict[str, Any
     if ids is not None:
         duplicates = sorted(i for i, c in collections.Counter(ids).items() if c > 1)
         if duplicates:
-            errors.append(f"split '{split}': duplicate data ids: {', '.join(duplicates[:20])}")
+            # Not an error: several points may belong to one case (EchoNet's ES and ED frames of one
+            # patient). The evaluation report keeps them apart by their row.
+            summary["warnings"] = [f"split '{split}': {len(duplicates)} data ids are shared by several points "
+                                   f"({', '.join(duplicates[:20])}); the report tells them apart by its 'row' column"]
+            log.warning("%s", summary["warnings"][0])
         summary["duplicate_ids"] = duplicates
     summary.update(
         x_shapes=dict(tally.shapes),
@@ -328,6 +335,7 @@ def validate(loader: Any, data_dir: pathlib.Path) -> Dict[str, Any]:
         errors += [e for e in summary.pop("errors") if e not in errors]
         report["splits"][split] = summary
         report["errors"] += errors
+    report["warnings"] = [w for summary in report["splits"].values() for w in summary.get("warnings", [])]
     report["ok"] = not report["errors"]
     return report
 

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import pathlib
+import re
 import sys
 
 import yaml
@@ -13,7 +14,8 @@ from snakemake.exceptions import WorkflowError
 
 from aimed.config import load_config, run_schema
 from aimed.errors import ConfigError
-from aimed.pipeline import EVAL_SPLITS, STAGES, prepare_data_command, prepare_data_deps, stage_outputs
+from aimed.pipeline import (EVAL_SPLITS, REPORT_FORMATS, STAGES, prepare_data_command, prepare_data_deps,
+                            stage_outputs, with_report_format)
 from aimed.provenance import fingerprint, read_recorded
 
 
@@ -136,7 +138,7 @@ def sync_recorded_params(name, wildcards):
         return
     params = [repr(made_from)]
     written = False
-    for path in stage_outputs(name, **wildcards):
+    for path in job_outputs(name, wildcards):
         record = persistence._read_record(path) or MetadataRecord(record_format_version=RECORD_FORMAT_VERSION)
         if record.params != params:
             record.params = params
@@ -175,12 +177,29 @@ def run_splits(run):
     return [s for s in EVAL_SPLITS if s in splits]
 
 
-def stage_output(name):
+def run_report_format(run):
+    """A run's evaluation.report_format, which names its evaluation report."""
+    evaluation = run_config(run).get("evaluation") or {}
+    return evaluation.get("report_format") or REPORT_FORMATS[0]
+
+
+def job_outputs(name, wildcards):
+    """The output paths of a stage job (wildcards: run, and split for evaluate)."""
+    return stage_outputs(name, run_report_format(wildcards["run"]), **wildcards)
+
+
+def runs_reporting_as(report_format):
+    """A wildcard constraint matching the runs whose report has this format (and nothing else)."""
+    runs = [run for run in config["runs"] if run_report_format(run) == report_format]
+    return "|".join(re.escape(run) for run in runs) or "(?!)"
+
+
+def stage_output(name, report_format=REPORT_FORMATS[0]):
     """A rule's output: the stage's files, directory() folders and report() files."""
     s = STAGES[name]
     caption = f"../report/{s.rule}.rst"
     return [
-        *s.outputs,
+        *(with_report_format(o, report_format) for o in s.outputs),
         *(directory(d) for d in s.directories),
         *(report(r, caption=caption, category=name, subcategory="{run}") for r in s.reports),
     ]
@@ -191,7 +210,7 @@ def stage_input(name):
 
     def _input(wildcards):
         wildcards = dict(wildcards.items())
-        paths = [path for up in STAGES[name].upstream for path in stage_outputs(up, **wildcards)]
+        paths = [path for up in STAGES[name].upstream for path in job_outputs(up, wildcards)]
         return current_inputs_ancient(name, wildcards, paths)
 
     return _input
@@ -215,9 +234,9 @@ def final_targets():
     """Targets of the default target (all): every run's evaluation and check-preprocessing outputs."""
     targets = []
     for run in config["runs"]:
-        targets += stage_outputs("check-preprocessing", run=run)
+        targets += job_outputs("check-preprocessing", {"run": run})
         for split in run_splits(run):
-            targets += stage_outputs("evaluate", run=run, split=split)
+            targets += job_outputs("evaluate", {"run": run, "split": split})
     return targets
 
 
@@ -268,7 +287,7 @@ def _stages_built_since_dvc_lock():
         for name in STAGES:
             for split in run_splits(run) if name == "evaluate" else [None]:
                 wildcards = {"run": run, "split": split}
-                jobs[dvc.stage_name(run, name, split)] = (stage_outputs(name, **wildcards), (name, wildcards))
+                jobs[dvc.stage_name(run, name, split)] = (job_outputs(name, wildcards), (name, wildcards))
     built = {}
     for dvc_name, (outputs, job) in jobs.items():
         try:
