@@ -32,8 +32,7 @@ def migrated_projects(tmp_path_factory) -> BuiltProjects:
 
 #: What `aimed migrate --check` must find in each fixture without changing it.
 FINDINGS = {
-    "v01": ["MnistLikeLoader.__init__(config, data_dir): the 0.1.x constructor",
-            "key 'model_details' is not used by aimed"],
+    "v01": ["MnistLikeLoader.__init__(config, data_dir): the 0.1.x constructor"],
     "v02": ["EchoLoader.__init__(config): the v0.2 constructor",
             "get_eval_funcs returns a list"],
 }

@@ -64,8 +64,8 @@ def build_zoo_project(source: pathlib.Path, dest: pathlib.Path, migrate: bool = 
     """
     dest.mkdir(parents=True)
     for item in ("Snakefile", "workflow", "profiles"):
-        source = REPO_ROOT / item
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, dest / item)
+        workflow_item = REPO_ROOT / item
+        (shutil.copytree if workflow_item.is_dir() else shutil.copy2)(workflow_item, dest / item)
     shutil.copytree(REPO_ROOT / "config", dest / "config")
     for item in ("src", "runs", "make_data.py"):
         (shutil.copytree(source / item, dest / item, ignore=shutil.ignore_patterns("__pycache__"))
@@ -138,7 +138,7 @@ def check_zoo_project_end_to_end(zoo_projects: BuiltProjects, zoo_name: str) -> 
         for split in EVAL_SPLITS:
             report = _report(project, run, split)
             assert list(report["data_id"]) == _split_ids(project, run, split), f"{run} {split}: ids"
-            assert list(report["row"]) == [str(i) for i in range(len(report))]  # apart even where ids repeat
+            assert list(map(int, report["row"])) == list(range(len(report)))  # apart even where ids repeat
             summary = json.loads((results / "evaluate" / split / "summary.json").read_text())
             assert summary["n"] == len(report)
             for name, stats in summary["metrics"].items():
