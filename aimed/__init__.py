@@ -1,7 +1,7 @@
 """aimed: a reproducible training pipeline for TensorFlow/Keras models.
 
-The public API is the component bases, :class:`ConfigStruct`, :func:`load_config` and the
-``aimed`` command. Importing this package does not import TensorFlow.
+The public API is the component bases, :class:`ConfigStruct`, :func:`load_config`,
+:mod:`aimed.metrics`, :class:`Orchestrator` and the ``aimed`` command. Importing this package does not import TensorFlow.
 """
 
 from aimed.components import (
@@ -14,6 +14,7 @@ from aimed.components import (
 )
 from aimed.config import ConfigStruct, load_config
 from aimed.errors import AimedError, ComponentError, ConfigError, StageFailed
+from aimed.orchestrator import Orchestrator
 
 __version__ = "0.1.0"
 
@@ -30,5 +31,6 @@ __all__ = [
     "ComponentError",
     "ConfigError",
     "StageFailed",
+    "Orchestrator",
     "__version__",
 ]

@@ -57,27 +57,30 @@ def _rows(values: Any) -> np.ndarray:
     return array.reshape(len(array), -1)
 
 
-def _count(mask: np.ndarray) -> np.ndarray:
-    """Per row, how many pixels of a boolean mask are set (exact, as float64)."""
-    return np.ascontiguousarray(mask).view(np.uint8).sum(axis=1, dtype=np.int64).astype(np.float64)
+def _packed(mask: np.ndarray) -> np.ndarray:
+    """A boolean ``[B, pixels]`` mask as bits, eight pixels a byte: counting and ANDs touch 8x less memory."""
+    return np.packbits(mask, axis=1)
+
+
+def _count(bits: np.ndarray) -> np.ndarray:
+    """Per row, how many bits of a packed mask are set (exact, as float64)."""
+    return np.bitwise_count(bits).sum(axis=1, dtype=np.int64).astype(np.float64)
 
 
 def _counts(y_true: Any, y_pred: Any, threshold: Optional[float]):
     """Per sample: true positives, predicted positives, actual positives, and the pixel count.
 
-    Thresholded counts come from boolean masks (exact integers); soft ones are float64 sums, so
-    they match a per-sample float64 definition within 1e-6 whatever the mask size.
+    Thresholded counts come from packed boolean masks (exact integers); soft ones are float64
+    sums, so they match a per-sample float64 definition within 1e-6 whatever the mask size.
     """
     truth = _rows(y_true) > 0.5
+    pixels = float(truth.shape[1])
     if threshold is None:
         predicted = _rows(y_pred).astype(np.float64)
         tp = np.einsum("ij,ij->i", truth.astype(np.float64), predicted)
-        predicted_positive = predicted.sum(axis=1)
-    else:
-        predicted = _rows(y_pred) > threshold
-        tp = _count(truth & predicted)
-        predicted_positive = _count(predicted)
-    return tp, predicted_positive, _count(truth), float(truth.shape[1])
+        return tp, predicted.sum(axis=1), _count(_packed(truth)), pixels
+    truth_bits, predicted_bits = _packed(truth), _packed(_rows(y_pred) > threshold)
+    return _count(truth_bits & predicted_bits), _count(predicted_bits), _count(truth_bits), pixels
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray, when_empty: float) -> np.ndarray:

@@ -436,3 +436,35 @@ def test_example_evaluator_with_config_none(example):
     assert list(funcs) == ["sparse categorical ce"]
     value = funcs["sparse categorical ce"](np.array([3]), np.eye(10, dtype=np.float32)[[3]] * 0.9 + 0.01)
     assert float(value) == pytest.approx(-np.log(0.91), rel=1e-4)
+
+
+@pytest.mark.parametrize("switches, augmented", [
+    ({}, {"train", "validation"}),
+    ({"do_train_augmentation": True, "do_validation_augmentation": False}, {"train"}),
+    ({"do_train_augmentation": False, "do_validation_augmentation": True}, {"validation"}),
+])
+def test_augmentation_switches_of_abstractions_pick_the_augmented_splits(switches, augmented):
+    from aimed import ConfigStruct
+    from aimed.data import augmentor_for, batched_split
+
+    class Loader(minimal_classes()["DataLoaderBase"]):
+        def create_training_generator(self):
+            return iter([(0, 0, 1.0)]), 1
+
+        create_validation_generator = create_training_generator
+
+    class Marking(minimal_classes()["AugmentorBase"]):
+        def add_augmentation(self, generator):
+            return ((x + 1, y, w) for x, y, w in generator)
+
+        def add_validation_augmentation(self, generator):
+            return self.add_augmentation(generator)
+
+    class Listing(minimal_classes()["PreprocessorBase"]):
+        def batchify(self, generator, n):
+            return list(generator), n
+
+    config = ConfigStruct(switches)
+    seen = {split for split in ("train", "validation")
+            if batched_split(Loader(None), augmentor_for(config, Marking(None), split), Listing(None), split)[0][0][0]}
+    assert seen == augmented

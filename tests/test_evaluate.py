@@ -855,8 +855,8 @@ def test_one_pass_over_the_split(contexts, model, tmp_path):
     """The report, the compiled metrics and the summary come from a single read of the data."""
     ctx = contexts["mnist-gen"]  # a plain, endless generator: a second pass would show as more points read
     loader, preprocessor = ctx.data_loader(), ctx.preprocessor()
-    calls = {"create_test_generator": 0, "add_preprocess": 0, "points": 0}
-    create, add_preprocess = loader.create_test_generator, preprocessor.add_preprocess
+    calls = {"create_test_generator": 0, "batchify": 0, "points": 0}
+    create, batchify = loader.create_test_generator, preprocessor.batchify
 
     def counted_create():
         calls["create_test_generator"] += 1
@@ -869,15 +869,32 @@ def test_one_pass_over_the_split(contexts, model, tmp_path):
 
         return points(), n
 
-    def counted_add_preprocess(*args, **kwargs):
-        calls["add_preprocess"] += 1
-        return add_preprocess(*args, **kwargs)
+    def counted_batchify(*args, **kwargs):
+        calls["batchify"] += 1
+        return batchify(*args, **kwargs)
 
-    loader.create_test_generator, preprocessor.add_preprocess = counted_create, counted_add_preprocess
+    loader.create_test_generator, preprocessor.batchify = counted_create, counted_batchify
     result = evaluate_split(model, loader, preprocessor, ctx.evaluator(), "test", tmp_path / "report.csv")
     n, batch_size = SHRUNK["test"], ctx.config.batch_size
     n_iter = -(-n // batch_size)
-    assert calls["create_test_generator"] == calls["add_preprocess"] == 1, calls
+    assert calls["create_test_generator"] == calls["batchify"] == 1, calls
     # At most the split's n_iter batches, plus what a batch being assembled may have pulled ahead.
     assert n <= calls["points"] <= n_iter * batch_size + batch_size, calls
     assert len(pd.read_csv(tmp_path / "report.csv")) == n and result.summary["model_metrics"]
+
+
+def test_worst_samples_follow_the_metrics_direction():
+    """Dice is better high, so its worst samples are the lowest; a loss is worst high; the setting wins."""
+    from aimed import metrics
+    from aimed.stages.evaluate import _Worst, worst_direction
+
+    assert worst_direction(None, metrics.dice()) == "min"
+    assert worst_direction(None, metrics.cross_entropy()) == "max"
+    assert worst_direction(None, lambda t, p: 0.0) == "max"
+    assert worst_direction("max", metrics.dice()) == "max"
+    values = np.array([0.9, 0.1, np.nan, 0.5, 0.3])
+    x = np.zeros((5, 4, 4, 1))
+    worst = _Worst(3, "min")
+    worst.add(values, 0, x, x, x, [f"id{i}" for i in range(5)])
+    assert [w.data_id for w in worst.result()] == ["id2", "id1", "id4"]  # NaN first, then the lowest
+    assert all(w.masks is not None for w in worst.result())  # segmentation: masks beside each image
