@@ -56,6 +56,12 @@ LONGEST_FILES = ("test_slurm.py", "test_workflow.py", "test_zoo_a.py", "test_zoo
                  "test_rerun_matrix.py", "test_class_weights.py", "test_evaluate.py")
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The zoo tests (tests/zoo_harness.py) run for the projects their module names in ``PROJECTS``."""
+    if "zoo_name" in metafunc.fixturenames:
+        metafunc.parametrize("zoo_name", getattr(metafunc.module, "PROJECTS", ()))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

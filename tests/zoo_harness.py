@@ -7,8 +7,9 @@ builds everything; the tests then check every run's artifacts against the projec
 edit the module named in its ``zoo.yaml`` to see exactly the stages that run its code rerun, under
 Snakemake and under DVC.
 
-The test modules ``test_zoo_*.py`` each take some of the projects (``make test`` hands whole files
-to its two workers) and import the tests from here.
+The test modules ``test_zoo_*.py`` each name some of the projects in ``PROJECTS`` (``make test``
+hands whole files to its two workers) and import the tests from here; conftest's
+``pytest_generate_tests`` gives each test the module's projects as ``zoo_name``.
 """
 
 from __future__ import annotations
@@ -188,3 +189,11 @@ def check_deep_edit_reruns_exactly(zoo_projects: BuiltProjects, zoo_name: str) -
         path = project / spec["deep_module"]
         path.write_text(path.read_text() + "\n\n_ZOO_EDIT = 1\n")
         assert_plans(project, expected)
+
+
+def test_zoo_project_runs_end_to_end(zoo_projects, zoo_name):
+    check_zoo_project_end_to_end(zoo_projects, zoo_name)
+
+
+def test_zoo_deep_edit_reruns_exactly_its_stages(zoo_projects, zoo_name):
+    check_deep_edit_reruns_exactly(zoo_projects, zoo_name)

@@ -21,6 +21,7 @@ from aimed._io import atomic_write_json, staged_dir
 from aimed._plots import save_image_grid
 from aimed.data import SPLITS, SplitIds, augmentor_for, batched_split, eval_split, split_batch, take
 from aimed.errors import StageFailed
+from aimed.evaluation.batches import rows_in
 from aimed.run import RunContext
 
 BATCHES_CHECKED = 3
@@ -47,15 +48,6 @@ def _fits(actual: List[Any], expected: List[Any]) -> bool:
 def _structured(value: Any) -> bool:
     """A dict, list or tuple of arrays: the data of a multi-input or multi-output model."""
     return isinstance(value, (dict, list, tuple))
-
-
-def _rows(value: Any) -> int:
-    """Rows of a batch element, structured or not (the first leaf's)."""
-    if isinstance(value, dict):
-        return _rows(next(iter(value.values())))
-    if isinstance(value, (list, tuple)):
-        return _rows(value[0])
-    return len(value)
 
 
 def weight_shapes(size: int, output_shape: List[Any]) -> List[List[Any]]:
@@ -163,7 +155,7 @@ def check_batches(split: str, batches: Any, n: int, n_iter: int, batch_size: int
     rows_read = 0
     for index, batch in enumerate(take(batches, n_iter)):
         x, y, w = split_batch(batch)
-        size = _rows(x)
+        size = rows_in(x)
         rows = min(size, n - rows_read)
         batch_ids = ids.take(rows) if ids is not None else None
         if index == 0 and one_output:
@@ -188,8 +180,8 @@ def check_batches(split: str, batches: Any, n: int, n_iter: int, batch_size: int
                 problems.append(f"{where}: x has dtype {np.asarray(x).dtype}, not numeric")
             elif not np.all(np.isfinite(x)):
                 problems.append(f"{where}: x has NaN or inf values")
-        if _rows(y) != size:
-            problems.append(f"{where}: y has {_rows(y)} rows but x has {size}")
+        if rows_in(y) != size:
+            problems.append(f"{where}: y has {rows_in(y)} rows but x has {size}")
         elif one_output and not _structured(y):
             y_shape = _shape(y)
             if not (_fits(y_shape, output_shape) or _fits(y_shape + [output_shape[-1]], output_shape)
