@@ -148,15 +148,21 @@ class SplitIds:
     generator's points are read; either way a batch of ``k`` rows takes the next ``k``.
     """
 
-    def __init__(self, split: str, known: Optional[List[Any]] = None) -> None:
+    def __init__(self, split: str, known: Optional[List[Any]] = None, in_batches: bool = False) -> None:
         self.split = split
+        self.in_batches = in_batches
         self._pending: Deque[Any] = collections.deque(known or ())
 
     def record(self, data_id: Any) -> None:
         self._pending.append(data_id)
 
-    def take(self, count: int) -> List[str]:
-        """The ids of the next ``count`` rows, as report text."""
+    def take(self, count: int, third: Any = None) -> List[str]:
+        """The ids of the next ``count`` rows, as report text; ``third`` is the batch's third element.
+
+        With ``in_batches`` the ids came through the preprocessing unchanged, in ``third``.
+        """
+        if self.in_batches:
+            return decode_ids(np.asarray(third)[:count])
         if len(self._pending) < count:
             raise StageFailed(
                 f"the {self.split} split's preprocessing yielded more rows than the DataLoader gave points: "
@@ -239,6 +245,9 @@ def eval_split(loader: Any, preprocessor: Any, split: str) -> EvalSplit:
         ids = SplitIds(split)
         if is_tf_dataset(source):
             _check_tf_points(source, split)
+            passed = _ids_through_preprocessing(source, preprocessor, n)
+            if passed is not None:
+                return passed
             import tensorflow as tf
 
             ids = SplitIds(split, _tf_ids(source, n))
@@ -254,12 +263,36 @@ def eval_split(loader: Any, preprocessor: Any, split: str) -> EvalSplit:
                 f"of n={n} points. Return one id per point, in the order create_validation_generator yields them."
             )
         ids = SplitIds(split, known)
-    source = prepare_eval_source(source)
+    batches, n_iter = _preprocessed(preprocessor, prepare_eval_source(source), n, split)
+    return EvalSplit(batches, n, int(n_iter), ids, weighted=split != "test")
+
+
+def _preprocessed(preprocessor: Any, source: Any, n: int, split: str) -> Tuple[Any, int]:
     if split == "test" and type(preprocessor).add_preprocess is PreprocessorBase.add_preprocess:
         # As both abstractions generations read it: image and label preprocessing, then batchify; a
         # weight preprocessor written for training weights never sees the test split.
         source = preprocessor.add_label_preprocess(preprocessor.add_image_preprocess(source))
-        batches, n_iter = preprocessor.batchify(source, n)
-    else:
-        batches, n_iter = preprocessor.add_preprocess(source, n)
-    return EvalSplit(batches, n, int(n_iter), ids, weighted=split != "test")
+        return preprocessor.batchify(source, n)
+    return preprocessor.add_preprocess(source, n)
+
+
+def _ids_through_preprocessing(source: Any, preprocessor: Any, n: int) -> Optional[EvalSplit]:
+    """The test split with its tf.data ids left in place, if the preprocessing passes them through unchanged.
+
+    Most tf.data pipelines map ``(x, y, third) -> (f(x), y, third)``: then the ids come out of
+    the batches in one pass, as their own dtype (checked on the pipeline's element spec). Reading
+    the ids apart costs a second pass over the source when TensorFlow cannot prune its decoding
+    (a zip of datasets, as the tutorial's). A pipeline that fails on the ids or changes them
+    returns ``None``: the ids are then set aside.
+    """
+    id_spec = source.element_spec[2]
+    try:
+        batches, n_iter = _preprocessed(preprocessor, source, n, "test")
+    except Exception:  # a preprocessing that cannot take text ids: they go aside
+        return None
+    spec = getattr(batches, "element_spec", None) if is_tf_dataset(batches) else None
+    passed = (isinstance(spec, tuple) and len(spec) == 3 and hasattr(spec[2], "dtype") and spec[2].dtype == id_spec.dtype
+              and spec[2].shape.rank == id_spec.shape.rank + 1)
+    if not passed:
+        return None
+    return EvalSplit(batches, n, int(n_iter), SplitIds("test", in_batches=True), weighted=False)

@@ -268,9 +268,13 @@ def _savedmodel_test_predictions(project: pathlib.Path, run: str):
     ctx = resolve_run(run, project)
     prepared = eval_split(ctx.data_loader(), ctx.preprocessor(), "test")
     n = prepared.n
-    xs = [np.asarray(split_batch(batch)[0]) for batch in take(prepared.batches, prepared.n_iter)]
-    x = np.concatenate(xs)[:n]
-    ids = prepared.ids.take(n)
+    xs, ids = [], []
+    for batch in take(prepared.batches, prepared.n_iter):
+        x, _, third = split_batch(batch)
+        rows = min(len(x), n - len(ids))
+        xs.append(np.asarray(x)[:rows])
+        ids += prepared.ids.take(rows, third)
+    x = np.concatenate(xs)
 
     loaded = tf.saved_model.load(str(project / "results" / run / "export" / "savedmodel"))
     signature = loaded.signatures["serving_default"]

@@ -157,7 +157,7 @@ def check_batches(split: str, batches: Any, n: int, n_iter: int, batch_size: int
         x, y, w = split_batch(batch)
         size = rows_in(x)
         rows = min(size, n - rows_read)
-        batch_ids = ids.take(rows) if ids is not None else None
+        batch_ids = ids.take(rows, w) if ids is not None else None
         if index == 0 and one_output:
             classes = _sparse_classes(y, output_shape)
             labels = _LabelCheck(classes) if classes else None

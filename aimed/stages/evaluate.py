@@ -313,7 +313,7 @@ def evaluate_split(model: Any, loader: Any, preprocessor: Any, evaluator: Any, s
     try:
         for x, y_true, third, y_pred, batch_loss in predicted_batches:
             keep = rows_in(x)
-            batch_ids = prepared.ids.take(keep)
+            batch_ids = prepared.ids.take(keep, third)
             loss_sum += batch_loss * keep
             if classifier is None:
                 classifier = is_classifier(y_pred, y_true)
