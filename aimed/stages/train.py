@@ -358,7 +358,7 @@ def _publish(ctx: RunContext, model: Any, state: TrainState) -> Dict[str, Any]:
     from aimed._plots import save_training_curves
     from aimed.training.state import assign_variables
 
-    assign_variables(list(model.variables), state.folder / state.data["best_weights"])
+    assign_variables(list(model.variables), state.verify_best())
     summary = {
         "epochs": state.epoch,
         "best": state.data["best"],

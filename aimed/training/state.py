@@ -9,6 +9,7 @@ weights file it belongs to, so a kill at any moment leaves a consistent previous
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -16,6 +17,7 @@ import pathlib
 import shutil
 import socket
 import time
+import zipfile
 from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
@@ -35,7 +37,11 @@ def variables_to_bytes(variables: List[Any]) -> bytes:
 
 
 def assign_variables(variables: List[Any], path: pathlib.Path) -> None:
-    with np.load(path) as saved:
+    try:
+        saved_file = np.load(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise _damaged(path, f"cannot be read as a checkpoint ({type(exc).__name__}: {exc})") from None
+    with saved_file as saved:
         if len(saved.files) != len(variables):
             raise StageFailed(
                 f"checkpoint {path} holds {len(saved.files)} variables but the model has {len(variables)}; "
@@ -59,7 +65,7 @@ class TrainState:
         self.data: Dict[str, Any] = {}
         path = folder / STATE_FILE
         if path.is_file():
-            self.data = json.loads(path.read_text())
+            self.data = _read_state(path)
 
     @property
     def exists(self) -> bool:
@@ -80,7 +86,15 @@ class TrainState:
 
     def restore(self, model: Any) -> None:
         if self.data.get("weights"):
-            assign_variables(all_variables(model), self.folder / self.data["weights"])
+            path = self.folder / self.data["weights"]
+            _verify(path, self.data.get("hashes", {}).get(self.data["weights"]))
+            assign_variables(all_variables(model), path)
+
+    def verify_best(self) -> pathlib.Path:
+        """The best epoch's weights file, checked against the hash ``state.json`` recorded for it."""
+        path = self.folder / self.data["best_weights"]
+        _verify(path, self.data.get("hashes", {}).get(self.data["best_weights"]))
+        return path
 
     def commit_epoch(self, model: Any, logs: Dict[str, float], is_best: bool, best: Optional[Dict[str, Any]]) -> None:
         """Record a finished epoch: new weights file, then ``state.json`` pointing at it.
@@ -93,12 +107,19 @@ class TrainState:
             self.data = dict(self.data, epoch=epoch, history=self.history + [dict(logs, epoch=epoch)],
                              best=best if is_best else self.data.get("best"))
             return
-        atomic_write_bytes(self.folder / weights_name, variables_to_bytes(all_variables(model)))
+        weights = variables_to_bytes(all_variables(model))
+        atomic_write_bytes(self.folder / weights_name, weights)
         new = dict(self.data, epoch=epoch, history=self.history + [dict(logs, epoch=epoch)], weights=weights_name)
+        hashes = {weights_name: hashlib.sha256(weights).hexdigest()}
         if is_best:
             best_name = f"best-{epoch:05d}.npz"
-            atomic_write_bytes(self.folder / best_name, variables_to_bytes(list(model.variables)))
+            best_weights = variables_to_bytes(list(model.variables))
+            atomic_write_bytes(self.folder / best_name, best_weights)
             new.update(best=best, best_weights=best_name)
+            hashes[best_name] = hashlib.sha256(best_weights).hexdigest()
+        elif new.get("best_weights") in self.data.get("hashes", {}):
+            hashes[new["best_weights"]] = self.data["hashes"][new["best_weights"]]
+        new["hashes"] = hashes
         atomic_write_json(self.folder / STATE_FILE, new)
         keep = {new["weights"], new["best_weights"]}
         # Temp files are left by writes that a kill interrupted; only the lock holder writes here.
@@ -111,6 +132,35 @@ class TrainState:
         self.data.update(values)
         if self.writable:
             atomic_write_json(self.folder / STATE_FILE, self.data)
+
+
+def _damaged(path: pathlib.Path, why: str) -> StageFailed:
+    return StageFailed(
+        f"the resume state is damaged: {path} {why}. Restore the folder {path.parent} from a backup, or move it "
+        f"aside to train from the start."
+    )
+
+
+def _read_state(path: pathlib.Path) -> Dict[str, Any]:
+    """``state.json``, checked: valid JSON of the right shape, its history as long as its epoch."""
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _damaged(path, f"is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("epoch"), int) or not isinstance(data.get("history"), list):
+        raise _damaged(path, "does not hold an epoch number and a history list")
+    epochs = [row.get("epoch") if isinstance(row, dict) else None for row in data["history"]]
+    if epochs != list(range(1, data["epoch"] + 1)):
+        raise _damaged(path, f"says epoch {data['epoch']}, but its history holds the epochs {epochs}")
+    return data
+
+
+def _verify(path: pathlib.Path, expected: Optional[str]) -> None:
+    """A weights file exists and has the sha256 ``state.json`` recorded (states from before hashes: not checked)."""
+    if not path.is_file():
+        raise _damaged(path, "is missing, though state.json names it")
+    if expected is not None and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+        raise _damaged(path, "does not have the content state.json recorded for it (truncated or changed)")
 
 
 def archive(folder: pathlib.Path, *belongings: pathlib.Path) -> Optional[pathlib.Path]:
