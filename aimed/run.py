@@ -9,7 +9,7 @@ from typing import Any, Optional, Union
 
 from aimed.config import ConfigStruct, load_config
 from aimed.errors import ComponentError, ConfigError
-from aimed.loading import load_class
+from aimed.loading import load_class, source_dir
 
 #: Subfolder of ``results/<run>/`` that each stage writes.
 STAGE_DIRS = {
@@ -54,8 +54,8 @@ class RunContext:
 
     @property
     def source_dir(self) -> pathlib.Path:
-        """The run's ``src_code_path``, absolute."""
-        return (self.project_dir / self.config.src_code_path).resolve()
+        """The run's ``src_code_path``, absolute (it must be a folder)."""
+        return source_dir(self.config, self.project_dir)
 
     def component_class(self, key: str) -> Optional[type]:
         return load_class(self.config, key, self.project_dir)
