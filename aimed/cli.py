@@ -1,6 +1,7 @@
 """The ``aimed`` command: one subcommand per stage, each parsing its arguments and calling it.
 
-Exit codes: 0 ok, 1 the stage ran and failed, 2 bad usage or config. Errors print one
+Exit codes: 0 ok, 1 the stage ran and failed, 2 bad usage or config, 128 + N training stopped by
+signal N after committing (143 for SIGTERM, 130 for SIGINT). Errors print one
 paragraph and no traceback unless ``--debug`` is given. Stage modules (and TensorFlow) are
 imported only when their subcommand runs, so ``aimed --help`` stays fast.
 """
@@ -58,7 +59,7 @@ def _check_preprocessing(args):
 
 def _train(args):
     ctx = _context(args)  # the stage imports TensorFlow once it holds the run's lock
-    _stage("train")(ctx)
+    _stage("train")(ctx, from_previous=args.from_previous)
 
 
 def _export(args):
@@ -172,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("validate-data", _validate_data, "Read every split through the DataLoader and report bad files and rows.")
     add("check-preprocessing", _check_preprocessing, "Check preprocessed batches against the compiled model.")
-    add("train", _train, "Train the model, resuming from the run's checkpoint if there is one.")
+    train = add("train", _train, "Train the model, resuming from the run's checkpoint if there is one.")
+    train.add_argument("--from-previous", action="store_true",
+                       help="continue from the commit before the newest one (when the newest is damaged)")
     add("export", _export, "Export the best epoch as a SavedModel and a .keras file.")
     evaluate = add("evaluate", _evaluate, "Evaluate a split; write the per-datapoint report and a summary.")
     evaluate.add_argument("--split", required=True, choices=["validation", "test"], help="split to evaluate")

@@ -80,10 +80,44 @@ WEIGHTS_DAMAGE = {
 @pytest.mark.parametrize("damage", sorted(WEIGHTS_DAMAGE))
 @pytest.mark.parametrize("which", ["epoch-00002.npz", "best-00001.npz"])
 def test_a_damaged_weights_file_is_named(committed, damage, which):
-    folder, model = committed
+    folder, _ = committed
     change, expected = WEIGHTS_DAMAGE[damage]
     change(folder / which)
-    state = TrainState(folder)
     with pytest.raises(StageFailed, match="the resume state is damaged") as info:
-        state.restore(model()) if which.startswith("epoch") else state.verify_best()
+        TrainState(folder)
     assert str(folder / which) in str(info.value) and expected in str(info.value)
+    assert "--from-previous" in str(info.value)
+
+
+RECOVERABLE = [("state.json", kind) for kind in sorted(STATE_DAMAGE)] + [
+    ("epoch-00002.npz", kind) for kind in sorted(WEIGHTS_DAMAGE)]
+
+
+@pytest.mark.parametrize("which,damage", RECOVERABLE)
+def test_from_previous_continues_from_the_commit_before_a_damaged_one(committed, which, damage):
+    folder, model = committed
+    change = (STATE_DAMAGE if which == STATE_FILE else WEIGHTS_DAMAGE)[damage][0]
+    change(folder / which)
+    state = TrainState(folder, from_previous=True)
+    assert (state.epoch, state.batch, state.data["weights"]) == (1, 0, "epoch-00001.npz")
+    state.restore(model())
+    reopened = TrainState(folder)  # the previous commit is the newest again
+    assert reopened.epoch == 1 and reopened.verify_best() == folder / "best-00001.npz"
+
+
+def test_mid_epoch_commits_keep_the_commit_before_them(committed):
+    folder, model = committed
+    state = TrainState(folder)
+    trained = model()
+    state.commit_batch(trained, 3)
+    state.commit_batch(trained, 6)
+    assert (state.epoch, state.batch) == (2, 6)
+    assert sorted(p.name for p in folder.glob("*.npz")) == [
+        "best-00001.npz", "epoch-00002-batch-000003.npz", "epoch-00002-batch-000006.npz"]
+    previous = TrainState(folder, writable=False, from_previous=True)
+    assert (previous.epoch, previous.batch) == (2, 3)
+
+
+def test_from_previous_without_a_previous_commit_says_so(tmp_path):
+    with pytest.raises(StageFailed, match="holds no previous commit"):
+        TrainState(tmp_path, from_previous=True)

@@ -3,9 +3,10 @@
 Epoch ``k``'s batches come from the data pipeline built after seeding every RNG with
 ``seed + k`` (see :class:`aimed.training.input_pipeline.FitSources`), so epoch ``k`` sees the same
 batches whether the run got there in one go or after any number of kills. Model, optimizer and
-dropout-RNG variables are checkpointed together at each epoch end, so a resumed run is bitwise
-identical to an uninterrupted one when ``deterministic`` is on. A kill mid-epoch loses that
-epoch's progress only.
+dropout-RNG variables are checkpointed together at each epoch end, and inside epochs every
+``training.checkpoint_every`` batches or minutes and on SIGTERM/SIGINT (with the running metrics
+and the batch position), so a resumed run is bitwise identical to an uninterrupted one when
+``deterministic`` is on. A SIGKILL loses the work since the last commit only.
 
 Why not ``keras.callbacks.BackupAndRestore``: it restores weights and the epoch counter but not
 the best metric, the history or the data order, which exact resume needs.
@@ -13,6 +14,7 @@ the best metric, the history or the data order, which exact resume needs.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -22,11 +24,13 @@ import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import numpy as np
+
 from aimed import __version__
 from aimed._io import atomic_write_bytes, atomic_write_json, staged_dir
 from aimed._tensorflow import import_tensorflow
 from aimed.data import augmentor_for, batched_split, split_batch, take
-from aimed.errors import ConfigError, StageFailed
+from aimed.errors import ConfigError, Preempted, StageFailed
 from aimed.fingerprint import hash_value
 from aimed.preflight import check_run
 from aimed.provenance import explain, fingerprint_parts
@@ -35,6 +39,7 @@ from aimed.tracking import flatten, open_state_run, run_tracker
 from aimed.training.distribution import is_chief, make_strategy
 from aimed.training.class_weights import with_class_weights
 from aimed.training.input_pipeline import EpochCache, FitSources, seed_everything
+from aimed.training.preemption import StopRequests, checkpoint_interval, mid_epoch_commits
 from aimed.training.state import TrainState, archive, train_lock
 
 log = logging.getLogger(__name__)
@@ -73,7 +78,7 @@ def is_better(value: float, best: Optional[Dict[str, Any]], mode: str) -> bool:
     return value < best["value"] if mode == "min" else value > best["value"]
 
 
-def _nan_guard():
+def _nan_guard(first_batch: int = 0):
     import keras
 
     class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -98,8 +103,8 @@ def _nan_guard():
             if loss is None or math.isfinite(float(loss)):
                 return
             with self._lock:
-                if self._first_bad is None or batch < self._first_bad[0]:
-                    self._first_bad = (batch, float(loss))
+                if self._first_bad is None or first_batch + batch < self._first_bad[0]:
+                    self._first_bad = (first_batch + batch, float(loss))
             self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
@@ -107,7 +112,7 @@ def _nan_guard():
                 batch, loss = self._first_bad
                 raise StageFailed(
                     f"the training loss became {loss} at epoch {epoch + 1}, batch {batch + 1}. "
-                    f"Training stopped and the checkpoint of epoch {epoch} is kept. Lower the learning rate, "
+                    f"Training stopped and its last commit is kept. Lower the learning rate, "
                     f"check the data for extreme values, or clip gradients."
                 )
 
@@ -203,15 +208,19 @@ class TensorBoardLog:
             writer.flush()
 
 
-def _open_state(ctx: RunContext, writable: bool) -> TrainState:
+def _open_state(ctx: RunContext, writable: bool, from_previous: bool) -> TrainState:
     """The matching resume state, or a fresh one after moving a stale state aside.
 
     A state is stale when anything but ``epochs`` changed, or when ``epochs`` went below the
     epochs already trained (that run is a different training, and its weights are gone).
+    ``from_previous`` continues from the commit before the newest one.
     """
     folder = ctx.state_dir / "train"
     fingerprint, parts = training_fingerprint(ctx)
-    state = TrainState(folder, writable)
+    state = TrainState(folder, writable, from_previous)
+    if from_previous:
+        log.info("continuing run '%s' from its previous commit: %d epoch(s) and %d batch(es)", ctx.name,
+                 state.epoch, state.batch)
     if state.exists:
         changed = explain(state.data, parts)
         if state.epoch > ctx.config.epochs:
@@ -227,27 +236,29 @@ def _open_state(ctx: RunContext, writable: bool) -> TrainState:
     return state
 
 
-def run(ctx: RunContext) -> Dict[str, Any]:
+def run(ctx: RunContext, from_previous: bool = False) -> Dict[str, Any]:
     """Train the run's model to ``epochs``, resuming from ``state/<run>/train`` when it matches.
 
     Under a multi-worker strategy every worker trains; only the chief takes the lock, writes
     the state and publishes results. Any other process is the chief and takes the lock before
-    TensorFlow starts, so a second training of the run refuses at once.
+    TensorFlow starts, so a second training of the run refuses at once. SIGTERM and SIGINT
+    commit at the next batch boundary and raise :class:`aimed.errors.Preempted`.
     """
     lock = ctx.state_dir / "train.lock"
-    if ctx.config.distribution.strategy != "multi_worker":
+    with StopRequests(ctx.name) as requests:
+        if ctx.config.distribution.strategy != "multi_worker":
+            with train_lock(lock, ctx.name):
+                # After the lock, which a second training must meet at once, and before any state is written.
+                import_tensorflow()
+                check_run(ctx)
+                return _train(ctx, _strategy(ctx), True, requests, from_previous)
+        import_tensorflow()
+        check_run(ctx)
+        strategy = _strategy(ctx)
+        if not is_chief(strategy):
+            return _train(ctx, strategy, False, requests, from_previous)
         with train_lock(lock, ctx.name):
-            # After the lock, which a second training must meet at once, and before any state is written.
-            import_tensorflow()
-            check_run(ctx)
-            return _train(ctx, _strategy(ctx), chief=True)
-    import_tensorflow()
-    check_run(ctx)
-    strategy = _strategy(ctx)
-    if not is_chief(strategy):
-        return _train(ctx, strategy, chief=False)
-    with train_lock(lock, ctx.name):
-        return _train(ctx, strategy, chief=True)
+            return _train(ctx, strategy, True, requests, from_previous)
 
 
 def _strategy(ctx: RunContext) -> Any:
@@ -258,7 +269,7 @@ def _strategy(ctx: RunContext) -> Any:
     return strategy
 
 
-def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
+def _train(ctx: RunContext, strategy: Any, chief: bool, requests: StopRequests, from_previous: bool) -> Dict[str, Any]:
     config = ctx.config
     seed_everything(config.seed)
     loader, augmentor, preprocessor = ctx.data_loader(), ctx.augmentor(), ctx.preprocessor()
@@ -284,10 +295,11 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
         )
 
     # Opened only now: a config error must not move the resume state aside.
-    state = _open_state(ctx, writable=chief)
+    state = _open_state(ctx, chief, from_previous)
     state.restore(model)
-    if state.epoch:
-        log.info("resuming run '%s' at epoch %d of %d", ctx.name, state.epoch + 1, config.epochs)
+    if state.epoch or state.batch:
+        log.info("resuming run '%s' at epoch %d of %d, batch %d", ctx.name, state.epoch + 1, config.epochs,
+                 state.batch + 1)
 
     tracker = run_tracker(config, ctx.project_dir) if chief else None
     if tracker is not None:
@@ -320,19 +332,36 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
         if verbose == 2:
             print(f"epoch {state.epoch}/{config.epochs}: " + ", ".join(f"{k}={v:.5g}" for k, v in logs.items()), flush=True)
 
+    def commit_batches(epoch: int, done: int) -> None:
+        # An unfinished epoch whose running loss is not finite is left to the NaN guard, uncommitted.
+        if all(np.isfinite(v.numpy()).all() for v in model.metrics_variables):
+            state.commit_batch(model, done)
+            log.info("committed epoch %d, batch %d", epoch + 1, done)
+
+    every_batches, every_seconds = checkpoint_interval(config.training.checkpoint_every)
+    if config.distribution.strategy == "multi_worker":
+        # Workers would see a signal or a clock at different batches and desynchronise their
+        # collectives; batch counts are the same on every worker.
+        every_seconds = None
     user_callbacks = list(builder.get_callbacks() or [])
     try:
-        while state.epoch < config.epochs and not model.stop_training:
-            epochs = range(state.epoch, min(state.epoch + EPOCHS_PER_FIT, config.epochs))
-            sources = FitSources(build, epochs, config.seed, caches, config.deterministic)
-            # Validation runs in an early epoch-end callback, so later callbacks see the val_ metrics
-            # as they do with fit's own validation_data.
-            callbacks = ([_nan_guard(), _validator(model, sources)] + user_callbacks
-                         + [_epoch_committer(end_epoch)])
-            model.fit(
-                sources.train, steps_per_epoch=sources.steps["train"], initial_epoch=epochs.start, epochs=epochs.stop,
-                callbacks=callbacks, verbose=1 if verbose == 1 else 0, shuffle=False,
-            )
+        with requests.deferred() if config.distribution.strategy != "multi_worker" else contextlib.nullcontext():
+            while state.epoch < config.epochs and not model.stop_training:
+                first_batch = state.batch
+                last = state.epoch + 1 if first_batch else min(state.epoch + EPOCHS_PER_FIT, config.epochs)
+                epochs = range(state.epoch, last)
+                sources = FitSources(build, epochs, config.seed, caches, config.deterministic, first_batch)
+                metric_values = [v.numpy() for v in model.metrics_variables] if first_batch else None
+                # Validation runs in an early epoch-end callback, so later callbacks see the val_ metrics
+                # as they do with fit's own validation_data.
+                callbacks = ([_nan_guard(first_batch), _validator(model, sources)] + user_callbacks
+                             + [_epoch_committer(end_epoch),
+                                mid_epoch_commits(commit_batches, requests, every_batches, every_seconds, first_batch,
+                                                  metric_values)])
+                model.fit(
+                    sources.train, steps_per_epoch=sources.steps["train"] - first_batch, initial_epoch=epochs.start,
+                    epochs=epochs.stop, callbacks=callbacks, verbose=1 if verbose == 1 else 0, shuffle=False,
+                )
 
         if state.data.get("best") is None:
             raise StageFailed(
@@ -341,7 +370,7 @@ def _train(ctx: RunContext, strategy: Any, chief: bool) -> Dict[str, Any]:
             )
     except BaseException as exc:
         if tracker is not None:  # a resumed job sets the run RUNNING again
-            tracker.finish("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            tracker.finish("KILLED" if isinstance(exc, (KeyboardInterrupt, Preempted)) else "FAILED")
         raise
     if not chief:
         return {"epochs": state.epoch, "best": state.data["best"]}

@@ -233,11 +233,17 @@ class FitSources:
     epochs when ``steps_per_epoch`` is given. Validation is handed out per epoch
     (:meth:`validation`) because Keras restarts its validation iterator every epoch, which would
     replay the first epoch's batches of a joined source.
+
+    ``start_batch`` resumes a mid-epoch commit: the single epoch in ``epochs`` yields its training
+    batches from that one on, the ones before it built and skipped exactly as they were drawn.
     """
 
     def __init__(self, build: Callable[[str], Tuple[Any, int]], epochs: range, seed: int,
-                 caches: Dict[str, EpochCache], deterministic: bool) -> None:
+                 caches: Dict[str, EpochCache], deterministic: bool, start_batch: int = 0) -> None:
+        if start_batch and len(epochs) != 1:
+            raise ValueError("a fit resumed inside an epoch covers that epoch only")
         self._build, self._epochs, self._seed, self._deterministic = build, epochs, seed, deterministic
+        self.start_batch = start_batch
         probes: Dict[str, Tuple[Any, int]] = {}
         for split in ("train", "validation"):
             seed_everything(seed + epochs.start)
@@ -267,15 +273,16 @@ class FitSources:
 
     def _source(self, split: str, epochs: range) -> Any:
         n_iter = self.steps[split]
+        skip = self.start_batch if split == "train" else 0
         if split in self._cached:
             cached = self._cached[split]
-            return tuned(cached.repeat() if len(epochs) > 1 else cached, n_iter, self._deterministic)
+            return tuned(cached.repeat() if len(epochs) > 1 else cached.skip(skip), n_iter, self._deterministic)
         if split in self._segments:
             first = epochs.start - self._epochs.start
             joined = _overlapped(self._segments[split][first:first + len(epochs)], n_iter)
-            return tuned(joined, n_iter, self._deterministic)
-        batches = _generator_epochs(self._build, split, epochs, n_iter, self._seed, self._turnstile)
-        return tuned(batches, n_iter * len(epochs), self._deterministic)
+            return tuned(joined.skip(skip), n_iter, self._deterministic)
+        batches = _generator_epochs(self._build, split, epochs, n_iter, self._seed, self._turnstile, skip)
+        return tuned(batches, n_iter * len(epochs) - skip, self._deterministic)
 
 
 def _checked_steps(split: str, epoch: int, n_iter: int, batches: Any, epoch_n_iter: int) -> Any:
@@ -291,7 +298,12 @@ _ENDED = object()
 
 
 def _generator_epochs(build: Callable[[str], Tuple[Any, int]], split: str, epochs: range, n_iter: int, seed: int,
-                      turnstile: Turnstile) -> Iterator[Any]:
+                      turnstile: Turnstile, skip: int = 0) -> Iterator[Any]:
+    """The epochs' batches of a plain generator, each epoch built at its turn; the first ``skip`` are dropped.
+
+    Skipped batches are still drawn, so the generator's random draws after them are the ones an
+    uninterrupted epoch makes.
+    """
     for epoch in epochs:
         turnstile.wait((split, epoch))
         passed = False
@@ -310,6 +322,8 @@ def _generator_epochs(build: Callable[[str], Tuple[Any, int]], split: str, epoch
                     # the read-ahead thread stops there after the last epoch.
                     turnstile.advance()
                     passed = True
+                if epoch == epochs.start and step < skip:
+                    continue
                 yield batch
         finally:
             if not passed:

@@ -1,9 +1,11 @@
 """Resume state of a training run, kept in ``state/<run>/train/`` and written atomically.
 
-A checkpoint is one ``.npz`` of every model and optimizer variable (including the dropout seed
-generators) plus ``state.json``: the epoch reached, the history so far, the best value of
-``export.metric`` and its epoch. ``state.json`` is renamed into place last and names the
-weights file it belongs to, so a kill at any moment leaves a consistent previous checkpoint.
+A commit is one ``.npz`` of every model, optimizer and metric variable (including the dropout
+seed generators) plus ``state.json``: the position reached (completed epochs, and batches of the
+next epoch for a mid-epoch commit), the history so far, the best value of ``export.metric`` and
+its epoch, and the sha256 of every weights file it names. ``state.json`` is renamed into place
+last, so a kill at any moment leaves a consistent commit. The commit before it stays, as
+``previous.json`` with its files, for ``aimed train --from-previous`` when the newest is damaged.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from aimed._io import atomic_write_bytes, atomic_write_json
 from aimed.errors import StageFailed
 
 STATE_FILE = "state.json"
+PREVIOUS_FILE = "previous.json"
 ARCHIVE_DIR = "archive"
 ARCHIVES_KEPT = 3
 
@@ -52,20 +55,41 @@ def assign_variables(variables: List[Any], path: pathlib.Path) -> None:
 
 
 def all_variables(model: Any) -> List[Any]:
-    """Model variables (with seed generator states) then optimizer variables, in a stable order."""
-    return list(model.variables) + list(model.optimizer.variables)
+    """Model variables (with seed generator states), optimizer, then metric variables, in a stable order.
+
+    The metric variables hold an epoch's running loss and metrics, which a mid-epoch commit must
+    carry for the resumed epoch to log what an uninterrupted one logs.
+    """
+    return list(model.variables) + list(model.optimizer.variables) + list(model.metrics_variables)
+
+
+def _weights_name(epoch: int, batch: int) -> str:
+    return f"epoch-{epoch:05d}.npz" if batch == 0 else f"epoch-{epoch:05d}-batch-{batch:06d}.npz"
 
 
 class TrainState:
-    """The resume state in one folder: read, advanced epoch by epoch, archived when stale."""
+    """The resume state in one folder: read and checked, advanced commit by commit, archived when stale.
 
-    def __init__(self, folder: pathlib.Path, writable: bool = True) -> None:
+    ``from_previous`` reads ``previous.json`` (the commit before the newest) instead of
+    ``state.json``; a writable state then makes it the newest again.
+    """
+
+    def __init__(self, folder: pathlib.Path, writable: bool = True, from_previous: bool = False) -> None:
         self.folder = folder
         self.writable = writable
         self.data: Dict[str, Any] = {}
-        path = folder / STATE_FILE
+        path = folder / (PREVIOUS_FILE if from_previous else STATE_FILE)
+        if from_previous and not path.is_file():
+            raise StageFailed(
+                f"--from-previous was given, but {folder} holds no previous commit ({PREVIOUS_FILE}). "
+                f"Move the folder aside to train from the start."
+            )
         if path.is_file():
             self.data = _read_state(path)
+            for name in {self.data.get("weights"), self.data.get("best_weights")} - {None}:
+                _verify(folder / name, self.data.get("hashes", {}).get(name))
+        if from_previous and writable:
+            atomic_write_json(folder / STATE_FILE, self.data)
 
     @property
     def exists(self) -> bool:
@@ -77,18 +101,21 @@ class TrainState:
         return int(self.data.get("epoch", 0))
 
     @property
+    def batch(self) -> int:
+        """Batches of epoch ``epoch + 1`` already trained (a mid-epoch commit), else 0."""
+        return int(self.data.get("batch", 0))
+
+    @property
     def history(self) -> List[Dict[str, float]]:
         return list(self.data.get("history", []))
 
     def start(self, fingerprint: str, parts: Dict[str, Any]) -> None:
-        self.data = {"fingerprint": fingerprint, "parts": parts, "epoch": 0, "history": [],
-                     "best": None, "weights": None, "best_weights": None}
+        self.data = {"fingerprint": fingerprint, "parts": parts, "epoch": 0, "batch": 0, "history": [],
+                     "best": None, "weights": None, "best_weights": None, "hashes": {}}
 
     def restore(self, model: Any) -> None:
         if self.data.get("weights"):
-            path = self.folder / self.data["weights"]
-            _verify(path, self.data.get("hashes", {}).get(self.data["weights"]))
-            assign_variables(all_variables(model), path)
+            assign_variables(all_variables(model), self.folder / self.data["weights"])
 
     def verify_best(self) -> pathlib.Path:
         """The best epoch's weights file, checked against the hash ``state.json`` recorded for it."""
@@ -97,31 +124,39 @@ class TrainState:
         return path
 
     def commit_epoch(self, model: Any, logs: Dict[str, float], is_best: bool, best: Optional[Dict[str, Any]]) -> None:
-        """Record a finished epoch: new weights file, then ``state.json`` pointing at it.
+        """Record a finished epoch (and, if it is the best so far, its model weights)."""
+        epoch = self.epoch + 1
+        new = dict(self.data, epoch=epoch, batch=0, history=self.history + [dict(logs, epoch=epoch)])
+        extra = {}
+        if is_best:
+            new.update(best=best, best_weights=f"best-{epoch:05d}.npz")
+            extra[new["best_weights"]] = list(model.variables)
+        self._commit(model, new, extra)
+
+    def commit_batch(self, model: Any, batch: int) -> None:
+        """Record ``batch`` trained batches of the epoch in progress (a mid-epoch commit)."""
+        self._commit(model, dict(self.data, batch=batch), {})
+
+    def _commit(self, model: Any, new: Dict[str, Any], extra: Dict[str, List[Any]]) -> None:
+        """Write the weights files, then ``previous.json``, then ``state.json``; drop what neither names.
 
         A read-only state (a non-chief worker) advances in memory only.
         """
-        epoch = self.epoch + 1
-        weights_name = f"epoch-{epoch:05d}.npz"
+        new["weights"] = _weights_name(new["epoch"], new["batch"])
         if not self.writable:
-            self.data = dict(self.data, epoch=epoch, history=self.history + [dict(logs, epoch=epoch)],
-                             best=best if is_best else self.data.get("best"))
+            self.data = new
             return
-        weights = variables_to_bytes(all_variables(model))
-        atomic_write_bytes(self.folder / weights_name, weights)
-        new = dict(self.data, epoch=epoch, history=self.history + [dict(logs, epoch=epoch)], weights=weights_name)
-        hashes = {weights_name: hashlib.sha256(weights).hexdigest()}
-        if is_best:
-            best_name = f"best-{epoch:05d}.npz"
-            best_weights = variables_to_bytes(list(model.variables))
-            atomic_write_bytes(self.folder / best_name, best_weights)
-            new.update(best=best, best_weights=best_name)
-            hashes[best_name] = hashlib.sha256(best_weights).hexdigest()
-        elif new.get("best_weights") in self.data.get("hashes", {}):
-            hashes[new["best_weights"]] = self.data["hashes"][new["best_weights"]]
+        files = {new["weights"]: all_variables(model), **extra}
+        hashes = {k: v for k, v in self.data.get("hashes", {}).items() if k == new.get("best_weights")}
+        for name, variables in files.items():
+            content = variables_to_bytes(variables)
+            atomic_write_bytes(self.folder / name, content)
+            hashes[name] = hashlib.sha256(content).hexdigest()
         new["hashes"] = hashes
+        if self.data.get("weights"):
+            atomic_write_json(self.folder / PREVIOUS_FILE, self.data)
         atomic_write_json(self.folder / STATE_FILE, new)
-        keep = {new["weights"], new["best_weights"]}
+        keep = {new["weights"], new["best_weights"], self.data.get("weights"), self.data.get("best_weights")}
         # Temp files are left by writes that a kill interrupted; only the lock holder writes here.
         for old in [*self.folder.glob("*.npz"), *self.folder.glob(".*.tmp")]:
             if old.name not in keep:
@@ -135,10 +170,12 @@ class TrainState:
 
 
 def _damaged(path: pathlib.Path, why: str) -> StageFailed:
-    return StageFailed(
-        f"the resume state is damaged: {path} {why}. Restore the folder {path.parent} from a backup, or move it "
-        f"aside to train from the start."
-    )
+    fix = f"Restore the folder {path.parent} from a backup, or move it aside to train from the start."
+    previous = path.parent / PREVIOUS_FILE
+    if path.name != PREVIOUS_FILE and previous.is_file():
+        fix = (f"Run `aimed train {path.parent.parent.name} --from-previous` to continue from the commit before it ({previous}), "
+               f"or move the folder {path.parent} aside to train from the start.")
+    return StageFailed(f"the resume state is damaged: {path} {why}. {fix}")
 
 
 def _read_state(path: pathlib.Path) -> Dict[str, Any]:
@@ -152,6 +189,8 @@ def _read_state(path: pathlib.Path) -> Dict[str, Any]:
     epochs = [row.get("epoch") if isinstance(row, dict) else None for row in data["history"]]
     if epochs != list(range(1, data["epoch"] + 1)):
         raise _damaged(path, f"says epoch {data['epoch']}, but its history holds the epochs {epochs}")
+    if not isinstance(data.get("batch", 0), int) or data.get("batch", 0) < 0:
+        raise _damaged(path, f"holds the batch position {data.get('batch')!r}, which is not a count of batches")
     return data
 
 

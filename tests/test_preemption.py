@@ -1,0 +1,94 @@
+"""SIGTERM and SIGINT commit at the next batch boundary, and a resumed run ends bitwise equal.
+
+SLURM sends SIGTERM before SIGKILL on preemption and at the time limit. Each example run (tf.data
+and plain generator) trains once without interruption and once stopped by SIGTERM three times,
+each at a random batch in the middle of an epoch, resuming after each stop; the final weights,
+the best model and the history must equal the uninterrupted run's. Batches of 4 give 16 batches
+per epoch, and ``checkpoint_every: 5`` makes a commit every 5 batches, which the test watches to
+know where the training is; the stops land between those commits.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import random
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import TRAIN_OVERRIDES, check_aimed
+from test_resume import (assert_arrays_equal, keras_weights, npz_arrays, read_state, start_train, state_folder,
+                         wait_for)
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = TRAIN_OVERRIDES["epochs"]
+BATCHES_PER_EPOCH = 16
+SMALL_BATCHES = {"batch_size": 4, "training": {"checkpoint_every": 5}}
+STOP_SEED = 20261206
+
+
+def position(project: pathlib.Path, run: str) -> tuple:
+    state = read_state(project, run)
+    return int(state.get("epoch", 0)), int(state.get("batch", 0))
+
+
+def stop_once(project: pathlib.Path, run: str, at: tuple, delay_s: float, log: pathlib.Path) -> dict:
+    """Start ``aimed train``; once its commits reach ``at`` (epoch, batch), wait ``delay_s`` and SIGTERM it."""
+    offset = log.stat().st_size if log.exists() else 0
+    proc = start_train(project, run, log)
+    wait_for(proc, lambda: position(project, run) >= at, f"the commit of epoch {at[0] + 1}, batch {at[1]}")
+    time.sleep(delay_s)
+    sent_at = position(project, run)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    output = log.read_text()[offset:]
+    assert proc.returncode == 128 + signal.SIGTERM, f"exit {proc.returncode}:\n{output[-5000:]}"
+    stopped_at = position(project, run)
+    assert stopped_at[0] == sent_at[0] and stopped_at[1] > sent_at[1], (sent_at, stopped_at, output[-3000:])
+    said = re.search(r"stopped on SIGTERM at epoch (\d+), batch (\d+), after committing (\d+) batch", output)
+    assert said, output[-3000:]
+    assert (int(said[1]), int(said[3])) == (stopped_at[0] + 1, stopped_at[1]), (said.group(0), stopped_at)
+    assert not (project / "state" / run / "train.lock").exists(), "the lock was not released"
+    return {"signal_at": sent_at, "committed": stopped_at, "log": output}
+
+
+@pytest.mark.parametrize("run", ["mnist-tf", "mnist-gen"])
+def test_sigterm_at_random_batches_commits_and_resume_is_bitwise_identical(train_project, tmp_path, run):
+    reference = train_project({**SMALL_BATCHES, "training": {"checkpoint_every": None}}, name="uninterrupted")
+    check_aimed(reference, "train", run)
+
+    rng = random.Random(f"{STOP_SEED}/{run}")
+    epochs = sorted(rng.sample(range(EPOCHS - 1), 3))
+    plan = [((e, 5 * rng.randint(1, 2)), round(rng.uniform(0.0, 0.05), 3)) for e in epochs]
+    print(f"\n{run}: SIGTERM plan ((epoch, batch) reached, then delay s): {plan}")
+
+    project = train_project(SMALL_BATCHES, name="stopped")
+    log = tmp_path / "stopped.log"
+    stops = []
+    for at, delay in plan:
+        report = stop_once(project, run, at, delay, log)
+        stops.append(report["committed"])
+        print(f"{run}: SIGTERM with commits at {report['signal_at']} -> committed {report['committed']}")
+    offset = log.stat().st_size
+    with log.open("a") as out:
+        finished = subprocess.run(["aimed", "train", run], cwd=project, stdout=out, stderr=subprocess.STDOUT)
+    assert finished.returncode == 0, log.read_text()[-5000:]
+
+    # Each attempt after a stop starts at the batch after the one committed.
+    resumed = [(int(e), int(b)) for e, b in re.findall(r"resuming run '[^']+' at epoch (\d+) of \d+, batch (\d+)",
+                                                       log.read_text())]
+    assert resumed == [(e + 1, b + 1) for e, b in stops], (resumed, stops)
+    assert log.read_text()[offset:].count("resuming run") == 1
+
+    final = f"epoch-{EPOCHS:05d}.npz"
+    assert_arrays_equal(npz_arrays(state_folder(project, run) / final),
+                        npz_arrays(state_folder(reference, run) / final), f"state/{run}/train/{final}")
+    model = pathlib.Path("results", run, "train", "best_model.keras")
+    assert_arrays_equal(keras_weights(project / model), keras_weights(reference / model), str(model))
+    history = pathlib.Path("results", run, "train", "history.csv")
+    assert (project / history).read_text() == (reference / history).read_text()
