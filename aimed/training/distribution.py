@@ -63,8 +63,32 @@ def make_strategy(section: Any, source: str) -> Any:
             f"{source}: key 'distribution.strategy' is multi_worker, but neither SLURM (a job step of several "
             f"tasks) nor TF_CONFIG describes the workers. Launch with srun --ntasks N, or set TF_CONFIG."
         )
+    _warn_wildcard_listener(resolver)
     _fix_keras_multi_worker_logs()
     return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+
+
+def _warn_wildcard_listener(resolver: Any) -> None:
+    """Say that this worker's TensorFlow server listens on every interface, whatever host the cluster names.
+
+    TensorFlow's gRPC server (GrpcServer::Init in tensorflow/core/distributed_runtime/rpc/
+    grpc_server_lib.cc, as built into TF 2.21's libtensorflow_cc.so.2) listens on
+    ``"0.0.0.0:" + port``: only the port comes from the cluster spec (or ServerDef.port), and no
+    ServerDef field, ConfigProto option, environment variable or ``tf.distribute.Server``
+    argument changes the host; gRPC then listens on [::] and 0.0.0.0. The coordination service
+    shares that server. aimed cannot bind it more narrowly without patching TensorFlow, so it says
+    so rather than let users believe the host in TF_CONFIG (e.g. 127.0.0.1) limits who can connect.
+    """
+    try:
+        address = resolver.cluster_spec().task_address(resolver.task_type, resolver.task_id)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return  # MultiWorkerMirroredStrategy reports a bad cluster itself.
+    host, _, port = address.rpartition(":")
+    if host.strip("[]") not in ("", "0.0.0.0", "::"):
+        log.warning("TensorFlow's server for this worker (%s in the cluster spec) listens on port %s of every "
+                    "network interface, not only on %s: TensorFlow has no setting for its address. Anyone who "
+                    "can reach this machine can connect to it; block the port with a firewall where the network "
+                    "is not trusted.", address, port, host)
 
 
 def _slurm_resolver(tf: Any) -> Any:
