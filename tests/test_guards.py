@@ -58,7 +58,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(train_projec
     assert proc.returncode == 1, proc.stderr[-3000:]
     message = proc.stderr.strip().splitlines()[-1]
     print(f"\n{message}")
-    assert "loss became nan at epoch 2, batch " in message and "checkpoint of epoch 1 is kept" in message
+    assert "loss became nan at epoch 2, batch " in message and "the last commit before that batch is kept" in message
     assert [line.split(":")[0] for line in proc.stdout.splitlines() if line.startswith("epoch ")] == ["epoch 1/5"]
 
     state = read_state(project)
@@ -92,7 +92,7 @@ def test_nan_guard_names_the_earliest_bad_batch_when_checks_finish_out_of_order(
     guard.on_train_batch_end(4, {"loss": float("nan")})
     guard.on_train_batch_end(9, {"loss": float("nan")})
     assert guard.model.stop_training
-    with pytest.raises(StageFailed, match=r"loss became nan at epoch 3, batch 5\. .*checkpoint of epoch 2 is kept"):
+    with pytest.raises(StageFailed, match=r"loss became nan at epoch 3, batch 5\. .*last commit before that batch is kept"):
         guard.on_epoch_end(2, {})
 
 

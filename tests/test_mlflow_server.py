@@ -260,6 +260,27 @@ def test_killed_and_resumed_run_is_one_mlflow_run(mlflow_servers, train_project,
 
 @pytest.mark.mlflow_server
 @pytest.mark.slow
+def test_sigterm_marks_the_run_killed_and_the_resumed_job_finishes_it(mlflow_servers, train_project, tmp_path):
+    """SLURM's SIGTERM: the MLflow run is KILLED (not left RUNNING), and the requeued job finishes the same run."""
+    server = mlflow_servers["main"]
+    project = tracked_project(train_project, server, "preempted", epochs=4)
+    with (tmp_path / "train.log").open("w") as log:
+        proc = subprocess.Popen(["aimed", "train", RUN], cwd=project, stdout=log, stderr=subprocess.STDOUT)
+    wait_for_epoch(project, proc, 2)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, (tmp_path / "train.log").read_text()[-3000:]
+    run_id = state(project)["mlflow_run_id"]
+    assert client(server).get_run(run_id).info.status == "KILLED"
+    assert not (project / "state" / RUN / "train.lock").exists()
+
+    check_aimed(project, "train", RUN)
+    assert [r.info.run_id for r in experiment_runs(server, "preempted")] == [run_id]
+    assert client(server).get_run(run_id).info.status == "FINISHED"
+
+
+@pytest.mark.mlflow_server
+@pytest.mark.slow
 def test_server_down_mid_training_then_sync(mlflow_servers, train_project, tmp_path):
     server = mlflow_servers["spare"]
     epochs = 6

@@ -112,7 +112,7 @@ def _nan_guard(first_batch: int = 0):
                 batch, loss = self._first_bad
                 raise StageFailed(
                     f"the training loss became {loss} at epoch {epoch + 1}, batch {batch + 1}. "
-                    f"Training stopped and its last commit is kept. Lower the learning rate, "
+                    f"Training stopped, and the last commit before that batch is kept. Lower the learning rate, "
                     f"check the data for extreme values, or clip gradients."
                 )
 
