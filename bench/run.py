@@ -25,7 +25,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from bench import common
 
 ORDER = ("training_overhead", "input_pipeline", "evaluation", "validate_data", "noop_reruns", "startup", "limit",
-         "stage_rss", "metrics")
+         "stage_rss", "metrics", "checkpoints")
 RESULTS = common.BENCH / "results.json"
 MARKDOWN = common.REPO / "BENCHMARKS.md"
 MNIST_FULL = common.BENCH / "mnist_full.json"

@@ -3,7 +3,7 @@
 SLURM sends SIGTERM before SIGKILL on preemption and at the time limit. Each example run (tf.data
 and plain generator) trains once without interruption and once stopped by SIGTERM three times,
 each at a random batch in the middle of an epoch, resuming after each stop; the final weights,
-the best model and the history must equal the uninterrupted run's. Batches of 4 give 16 batches
+the best model and the history must equal the uninterrupted run's. Batches of 2 give 32 batches
 per epoch, and ``checkpoint_every: 5`` makes a commit every 5 batches, which the test watches to
 know where the training is; the stops land between those commits.
 """
@@ -27,8 +27,8 @@ from test_resume import (assert_arrays_equal, keras_weights, npz_arrays, read_st
 pytestmark = pytest.mark.slow
 
 EPOCHS = TRAIN_OVERRIDES["epochs"]
-BATCHES_PER_EPOCH = 16
-SMALL_BATCHES = {"batch_size": 4, "training": {"checkpoint_every": 5}}
+BATCHES_PER_EPOCH = 32
+SMALL_BATCHES = {"batch_size": 2, "training": {"checkpoint_every": 5}}
 STOP_SEED = 20261206
 
 
@@ -49,7 +49,8 @@ def stop_once(project: pathlib.Path, run: str, at: tuple, delay_s: float, log: p
     output = log.read_text()[offset:]
     assert proc.returncode == 128 + signal.SIGTERM, f"exit {proc.returncode}:\n{output[-5000:]}"
     stopped_at = position(project, run)
-    assert stopped_at[0] == sent_at[0] and stopped_at[1] > sent_at[1], (sent_at, stopped_at, output[-3000:])
+    assert stopped_at[0] == sent_at[0] and sent_at[1] < stopped_at[1] < BATCHES_PER_EPOCH, (sent_at, stopped_at,
+                                                                                          output[-3000:])
     said = re.search(r"stopped on SIGTERM at epoch (\d+), batch (\d+), after committing (\d+) batch", output)
     assert said, output[-3000:]
     assert (int(said[1]), int(said[3])) == (stopped_at[0] + 1, stopped_at[1]), (said.group(0), stopped_at)
@@ -64,7 +65,7 @@ def test_sigterm_at_random_batches_commits_and_resume_is_bitwise_identical(train
 
     rng = random.Random(f"{STOP_SEED}/{run}")
     epochs = sorted(rng.sample(range(EPOCHS - 1), 3))
-    plan = [((e, 5 * rng.randint(1, 2)), round(rng.uniform(0.0, 0.05), 3)) for e in epochs]
+    plan = [((e, 5 * rng.randint(1, 3)), round(rng.uniform(0.0, 0.05), 3)) for e in epochs]
     print(f"\n{run}: SIGTERM plan ((epoch, batch) reached, then delay s): {plan}")
 
     project = train_project(SMALL_BATCHES, name="stopped")
@@ -92,3 +93,37 @@ def test_sigterm_at_random_batches_commits_and_resume_is_bitwise_identical(train
     assert_arrays_equal(keras_weights(project / model), keras_weights(reference / model), str(model))
     history = pathlib.Path("results", run, "train", "history.csv")
     assert (project / history).read_text() == (reference / history).read_text()
+
+
+def _flip_a_byte(path: pathlib.Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _lower_the_epoch(path: pathlib.Path) -> None:
+    path.write_text(json.dumps(dict(json.loads(path.read_text()), epoch=2)))
+
+
+def test_each_damaged_file_is_named_and_from_previous_recovers_bitwise(train_project):
+    """The issue's damage, through the CLI: a lowered epoch in state.json, then a bit flip in the
+    newest weights file. Each stops `aimed train` with exit 1 naming the file and offering
+    --from-previous, which retrains from the commit before and ends on the same weights."""
+    run = "mnist-tf"
+    project = train_project({"epochs": 3})
+    check_aimed(project, "train", run)
+    folder = state_folder(project, run)
+    final = folder / "epoch-00003.npz"
+    want = npz_arrays(final)
+
+    for damaged, damage in ((folder / "state.json", _lower_the_epoch), (final, _flip_a_byte)):
+        damage(damaged)
+        refused = subprocess.run(["aimed", "train", run], cwd=project, capture_output=True, text=True)
+        assert refused.returncode == 1, refused.stderr[-3000:]
+        message = refused.stderr.strip().splitlines()[-1]
+        assert "the resume state is damaged" in message and str(damaged) in message, message
+        assert f"aimed train {run} --from-previous" in message, message
+
+        recovered = check_aimed(project, "train", run, "--from-previous")
+        assert "from its previous commit: 2 epoch(s)" in recovered.stderr + recovered.stdout
+        assert_arrays_equal(npz_arrays(final), want, f"{final.name} after --from-previous ({damaged.name} damaged)")

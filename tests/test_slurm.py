@@ -10,6 +10,8 @@ not root, not Debian, or apt fails. Every Snakemake and SLURM call runs under ``
   from the workflow config's ``resources:``;
 - a training job that SLURM requeues (preemption) and one that is cancelled (Snakemake retries
   it) both resume from the last epoch checkpoint instead of starting again;
+- a job killed without releasing its lock, the lock rewritten as if on another node, and requeued
+  takes its own lock (same job id) at once and resumes bitwise equal from a mid-epoch commit;
 - ``distribution: {strategy: multi_worker}`` trains with two SLURM tasks (srun) and exports.
 """
 
@@ -320,6 +322,74 @@ def test_requeued_or_cancelled_training_resumes_from_its_checkpoint(pipelines, t
     assert _state(project)["epoch"] == epochs
     history = (project / "results" / RUN / "train" / "history.csv").read_text().splitlines()
     assert [int(line.split(",")[0]) for line in history[1:]] == list(range(1, epochs + 1))
+
+
+@pytest.mark.timeout(600)
+def test_requeue_after_a_kill_on_another_node_takes_its_own_lock_and_resumes_bitwise_equal(pipelines, tmp_path):
+    """A training job dies without releasing its lock (SIGKILL), the lock is rewritten as if the job
+    had run on another node, and SLURM requeues the job. The requeued job (same job id) takes its
+    own lock over at once, long before the lease expires, resumes from the last mid-epoch commit
+    at the batch after it, and ends bitwise equal to an uninterrupted training."""
+    import numpy as np
+
+    trained = _check(pipelines.local())
+    overrides = {"epochs": 5, "training": {"checkpoint_every": 4}}
+    reference, project = tmp_path / "reference", tmp_path / "project"
+    for copy in (reference, project):
+        shutil.copytree(trained, copy, symlinks=True)
+        update_yaml(copy / "runs" / RUN / "config.yaml", overrides)
+    uninterrupted = _run(["aimed", "train", RUN], timeout=300, cwd=reference)
+    assert uninterrupted.returncode == 0, uninterrupted.stdout[-5000:]
+
+    log_path = project / "requeued.log"
+    submit = _run(["sbatch", "--parsable", "--requeue", "--cpus-per-task", "1", "--mem", "3000", "--time", "10",
+                   "--output", str(log_path), "--open-mode", "append", "--chdir", str(project),
+                   "--wrap", f"aimed train {RUN}"], timeout=60)
+    assert submit.returncode == 0, submit.stdout
+    job_id = submit.stdout.strip().split(";")[0]
+    lock = project / "state" / RUN / "train.lock"
+    deadline = time.monotonic() + 300
+    while not (_state(project).get("epoch", 0) >= SIZES["epochs"] + 1 and _state(project).get("batch", 0) > 0):
+        assert time.monotonic() < deadline and _job(job_id).get("JobState") in ("PENDING", "RUNNING", "CONFIGURING"), \
+            f"no mid-epoch commit of the SLURM job:\n{log_path.read_text(errors='replace')[-5000:] if log_path.exists() else ''}"
+        time.sleep(0.05)
+    holder = json.loads(lock.read_text())
+    assert holder["slurm_job"] == job_id, holder
+    os.kill(holder["pid"], 9)  # no handler runs: the lock and the job's half-epoch stay as they are
+    for _ in range(300):
+        if _job(job_id).get("JobState") not in ("RUNNING", "COMPLETING"):
+            break
+        time.sleep(0.1)
+    committed = (_state(project)["epoch"], _state(project)["batch"])
+    moved = dict(json.loads(lock.read_text()), host="other-node-17", pid=4242)
+    lock.write_text(json.dumps(moved))
+    assert moved["expires"] > time.time() + 30, "the lease must still be running for the test to mean anything"
+
+    requeued_at = time.time()
+    subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=30)
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
+    deadline = time.monotonic() + 300
+    while _job(job_id).get("JobState") != "COMPLETED":
+        assert time.monotonic() < deadline and _job(job_id).get("JobState") not in ("FAILED", "CANCELLED"), \
+            f"{_job(job_id)}\n{log_path.read_text(errors='replace')[-5000:]}"
+        time.sleep(0.2)
+    log = log_path.read_text(errors="replace")
+    print(f"\nrequeue test: killed after the commit {committed}; job {job_id} restarts {_job(job_id)['Restarts']}")
+    assert _job(job_id)["Restarts"] == "1", _job(job_id)
+    assert "already training" not in log, log[-5000:]
+    resumed = re.findall(rf"resuming run '{RUN}' at epoch (\d+) of \d+, batch (\d+)", log)
+    assert [(int(e), int(b)) for e, b in resumed][-1] == (committed[0] + 1, committed[1] + 1), log[-5000:]
+    assert time.time() < moved["expires"] or requeued_at < moved["expires"], "resumed only after the lease"
+    assert not lock.exists()
+
+    final = f"epoch-{overrides['epochs']:05d}.npz"
+    with np.load(project / "state" / RUN / "train" / final) as got, \
+            np.load(reference / "state" / RUN / "train" / final) as want:
+        assert got.files == want.files
+        different = [k for k in got.files if not np.array_equal(got[k], want[k])]
+    assert not different, f"arrays {different} differ from the uninterrupted training"
+    history = pathlib.Path("results", RUN, "train", "history.csv")
+    assert (project / history).read_text() == (reference / history).read_text()
 
 
 @pytest.mark.timeout(600)

@@ -13,7 +13,8 @@ from aimed import __version__
 from aimed.errors import StageFailed
 from aimed.run import RunContext
 from aimed.tracking import flatten, open_state_run, run_tracker
-from aimed.training.state import TrainState, train_lock
+from aimed.training.lock import train_lock
+from aimed.training.state import TrainState
 
 
 def run(ctx: RunContext) -> Dict[str, Any]:

@@ -40,7 +40,8 @@ from aimed.training.distribution import is_chief, make_strategy
 from aimed.training.class_weights import with_class_weights
 from aimed.training.input_pipeline import EpochCache, FitSources, seed_everything
 from aimed.training.preemption import StopRequests, checkpoint_interval, mid_epoch_commits
-from aimed.training.state import TrainState, archive, train_lock
+from aimed.training.lock import Lease, train_lock
+from aimed.training.state import TrainState, archive
 
 log = logging.getLogger(__name__)
 
@@ -247,18 +248,18 @@ def run(ctx: RunContext, from_previous: bool = False) -> Dict[str, Any]:
     lock = ctx.state_dir / "train.lock"
     with StopRequests(ctx.name) as requests:
         if ctx.config.distribution.strategy != "multi_worker":
-            with train_lock(lock, ctx.name):
+            with train_lock(lock, ctx.name) as lease:
                 # After the lock, which a second training must meet at once, and before any state is written.
                 import_tensorflow()
                 check_run(ctx)
-                return _train(ctx, _strategy(ctx), True, requests, from_previous)
+                return _train(ctx, _strategy(ctx), lease, requests, from_previous)
         import_tensorflow()
         check_run(ctx)
         strategy = _strategy(ctx)
         if not is_chief(strategy):
-            return _train(ctx, strategy, False, requests, from_previous)
-        with train_lock(lock, ctx.name):
-            return _train(ctx, strategy, True, requests, from_previous)
+            return _train(ctx, strategy, None, requests, from_previous)
+        with train_lock(lock, ctx.name) as lease:
+            return _train(ctx, strategy, lease, requests, from_previous)
 
 
 def _strategy(ctx: RunContext) -> Any:
@@ -269,7 +270,10 @@ def _strategy(ctx: RunContext) -> Any:
     return strategy
 
 
-def _train(ctx: RunContext, strategy: Any, chief: bool, requests: StopRequests, from_previous: bool) -> Dict[str, Any]:
+def _train(ctx: RunContext, strategy: Any, lease: Optional[Lease], requests: StopRequests,
+           from_previous: bool) -> Dict[str, Any]:
+    """Train under ``strategy``; the chief holds ``lease`` and writes, another worker gets None."""
+    chief = lease is not None
     config = ctx.config
     seed_everything(config.seed)
     loader, augmentor, preprocessor = ctx.data_loader(), ctx.augmentor(), ctx.preprocessor()
@@ -321,6 +325,8 @@ def _train(ctx: RunContext, strategy: Any, chief: bool, requests: StopRequests, 
         return with_class_weights(batches, class_weight, list(model.outputs[0].shape)), n_iter
 
     def end_epoch(logs: Dict[str, float]) -> None:
+        if chief:
+            lease.check()  # a holder whose lease lapsed (suspended, partitioned) must not overwrite the taker's state
         value = logs.get(metric)
         best = state.data.get("best")
         better = is_better(value, best, mode)
@@ -334,6 +340,8 @@ def _train(ctx: RunContext, strategy: Any, chief: bool, requests: StopRequests, 
 
     def commit_batches(epoch: int, done: int) -> None:
         # An unfinished epoch whose running loss is not finite is left to the NaN guard, uncommitted.
+        if chief:
+            lease.check()
         if all(np.isfinite(v.numpy()).all() for v in model.metrics_variables):
             state.commit_batch(model, done)
             log.info("committed epoch %d, batch %d", epoch + 1, done)

@@ -10,17 +10,15 @@ last, so a kill at any moment leaves a consistent commit. The commit before it s
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
 import pathlib
 import shutil
-import socket
 import time
 import zipfile
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -140,16 +138,18 @@ class TrainState:
     def _commit(self, model: Any, new: Dict[str, Any], extra: Dict[str, List[Any]]) -> None:
         """Write the weights files, then ``previous.json``, then ``state.json``; drop what neither names.
 
-        A read-only state (a non-chief worker) advances in memory only.
+        A read-only state (a non-chief worker) advances in memory only, but reads the variables
+        as the chief does: under a multi-worker strategy, reading a metric variable is a collective
+        that every worker must join.
         """
         new["weights"] = _weights_name(new["epoch"], new["batch"])
+        contents = {name: variables_to_bytes(variables)
+                    for name, variables in {new["weights"]: all_variables(model), **extra}.items()}
         if not self.writable:
             self.data = new
             return
-        files = {new["weights"]: all_variables(model), **extra}
         hashes = {k: v for k, v in self.data.get("hashes", {}).items() if k == new.get("best_weights")}
-        for name, variables in files.items():
-            content = variables_to_bytes(variables)
+        for name, content in contents.items():
             atomic_write_bytes(self.folder / name, content)
             hashes[name] = hashlib.sha256(content).hexdigest()
         new["hashes"] = hashes
@@ -225,50 +225,3 @@ def archive(folder: pathlib.Path, *belongings: pathlib.Path) -> Optional[pathlib
     for stale in sorted(archive_root.iterdir())[:-ARCHIVES_KEPT]:
         shutil.rmtree(stale, ignore_errors=True)
     return target
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextlib.contextmanager
-def train_lock(path: pathlib.Path, run: str) -> Iterator[None]:
-    """Hold an exclusive lock file for a run's training; a lock of a dead process is taken over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-    while True:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                holder = json.loads(path.read_text() or "{}")
-            except (OSError, ValueError):
-                holder = {}
-            same_host = holder.get("host") == me["host"]
-            if holder and same_host and not _pid_alive(int(holder.get("pid", -1))):
-                path.unlink(missing_ok=True)
-                continue
-            if not holder and time.time() - path.stat().st_mtime > 60:
-                path.unlink(missing_ok=True)
-                continue
-            raise StageFailed(
-                f"run '{run}' is already training (lock {path} held by pid {holder.get('pid')} on "
-                f"{holder.get('host')}). Wait for it to finish, or if that process is gone on another host, "
-                f"delete the lock file."
-            )
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-        break
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-        # A training that failed before writing anything leaves no empty state/<run>/ behind.
-        with contextlib.suppress(OSError):
-            path.parent.rmdir()
