@@ -79,9 +79,10 @@ class RunContext:
     def gate_enforced(gate: bool = True) -> bool:
         """Whether a failed ``evaluation.thresholds`` gate fails the stage.
 
-        ``gate``: the caller's choice (``aimed evaluate --no-gate`` passes False). A runner that
-        passes no arguments to the stage, such as a Snakemake job, turns the gate off with
-        ``AIMED_NO_GATE=1`` in the environment, read at each call.
+        ``gate``: the caller's choice (``aimed evaluate --no-gate`` passes False). A runner whose
+        command lines are fixed, such as the Snakemake workflow (its jobs run ``aimed evaluate``
+        without ``--no-gate``), turns the gate off with ``AIMED_NO_GATE=1`` in the environment,
+        read at each call.
         """
         return gate and os.environ.get(NO_GATE_ENV) != "1"
 
