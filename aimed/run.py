@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import pathlib
 from typing import Any, Optional, Union
 
 from aimed.config import ConfigStruct, load_config
-from aimed.errors import ComponentError, ConfigError
+from aimed.errors import ComponentError, ConfigError, StageFailed
 from aimed.loading import load_class, source_dir
 
 #: Subfolder of ``results/<run>/`` that each stage writes.
@@ -19,6 +20,9 @@ STAGE_DIRS = {
     "export": "export",
     "evaluate": "evaluate",
 }
+
+#: Set to 1 to report a failed quality gate without failing (as ``--no-gate``), e.g. under Snakemake.
+NO_GATE_ENV = "AIMED_NO_GATE"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,11 +50,41 @@ class RunContext:
     def data_dir(self) -> pathlib.Path:
         return (self.project_dir / self.config.data_dir).resolve()
 
-    def record_fingerprint(self, stage: str, folder: pathlib.Path, split: Optional[str] = None) -> dict:
-        """Write the stage's ``fingerprint.json`` into ``folder`` (its staged output folder)."""
+    @property
+    def existing_data_dir(self) -> pathlib.Path:
+        """``data_dir``, which must be a folder: else :class:`StageFailed`, saying how the example creates it."""
+        if not self.data_dir.is_dir():
+            raise StageFailed(
+                f"{self.config.source}: key 'data_dir' is '{self.config.data_dir}', but {self.data_dir} is not a folder. "
+                f"Create the dataset (for the example: snakemake prepare_data) or fix the key."
+            )
+        return self.data_dir
+
+    def record_fingerprint(self, stage: str, folder: pathlib.Path, split: Optional[str] = None,
+                           data_fingerprint: Optional[str] = None) -> dict:
+        """Write the stage's ``fingerprint.json`` into ``folder`` (its staged output folder).
+
+        Record it only for a stage that completed: a runner takes a folder with its fingerprint as
+        up to date. Snakemake (keep-incomplete) records a failed job's outputs as finished, so
+        without the fingerprint, one of each stage's declared outputs, a failed stage (a failed
+        quality gate, a dataset with problems) would pass as done on the next ``snakemake``; with
+        it missing, the job runs (and fails) again. ``data_fingerprint``: see
+        :func:`aimed.provenance.fingerprint_parts`.
+        """
         from aimed.provenance import record
 
-        return record(self.config, self.project_dir, stage, folder, split)
+        return record(self.config, self.project_dir, stage, folder, split, data_fingerprint=data_fingerprint)
+
+    @staticmethod
+    def gate_enforced(gate: bool = True) -> bool:
+        """Whether a failed ``evaluation.thresholds`` gate fails the stage.
+
+        ``gate``: the caller's choice (``aimed evaluate --no-gate`` passes False). A runner whose
+        command lines are fixed, such as the Snakemake workflow (its jobs run ``aimed evaluate``
+        without ``--no-gate``), turns the gate off with ``AIMED_NO_GATE=1`` in the environment,
+        read at each call.
+        """
+        return gate and os.environ.get(NO_GATE_ENV) != "1"
 
     @property
     def source_dir(self) -> pathlib.Path:

@@ -7,7 +7,7 @@ losses (``keras.losses.sparse_categorical_crossentropy``, ``categorical_crossent
 
 - baseline (the tutorial's evaluator): for each batch, ``predict_on_batch``, then a Python loop
   calling every eval function on every sample, rows collected and written to a CSV;
-- aimed: ``aimed.stages.evaluate.evaluate_split`` on the same model, loader, preprocessor and
+- aimed: ``aimed.evaluation.split.evaluate_split`` on the same model, loader, preprocessor and
   functions: it regroups the preprocessor's batches into evaluation batches of 1,024 rows and
   makes one compiled call per batch for the predictions, the loss and the metrics; it checks
   each function on the first batch (per sample on 8 samples spread over it, and batched, within
@@ -84,7 +84,7 @@ def per_sample_evaluation(model, loader, preprocessor, funcs, report_path, limit
 def eval_speed(project: str, run: str, repeats: int) -> dict:
     from aimed.evaluation.batches import eval_batches
     from aimed.evaluation.funcs import EvalFunction
-    from aimed.stages.evaluate import EVAL_BATCH_SIZE, evaluate_split
+    from aimed.evaluation.split import EVAL_BATCH_SIZE, evaluate_split
 
     ctx, model = _setup(project, run)
     loader, preprocessor, evaluator = ctx.data_loader(), ctx.preprocessor(), ctx.evaluator()
@@ -136,7 +136,7 @@ def eval_speed(project: str, run: str, repeats: int) -> dict:
 
 
 def eval_memory(project: str, run: str, n: int, warmup: int = 2000) -> dict:
-    from aimed.stages.evaluate import evaluate_split
+    from aimed.evaluation.split import evaluate_split
 
     ctx, model = _setup(project, run)
     loader, preprocessor, evaluator = ctx.data_loader(), ctx.preprocessor(), ctx.evaluator()

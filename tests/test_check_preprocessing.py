@@ -313,7 +313,7 @@ def segmenter():
 def test_per_pixel_weights_are_checked_by_what_the_models_loss_takes(segmenter, weight_shape, fits):
     import numpy as np
 
-    from aimed.stages.check_preprocessing import check_batches
+    from aimed.preprocessing_check.batches import check_batches
 
     x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
     y = (x > 0.5).astype(np.float32)

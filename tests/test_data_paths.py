@@ -22,7 +22,7 @@ import yaml
 from aimed.errors import StageFailed
 from aimed.data import eval_split, split_source, take
 from aimed.run import resolve_run
-from aimed.stages.evaluate import evaluate_split
+from aimed.evaluation.split import evaluate_split
 from conftest import REPO_ROOT, deep_update, prepare_dataset
 
 BATCH_SIZE = 8

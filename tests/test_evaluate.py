@@ -36,8 +36,9 @@ from aimed.data import eval_split, take
 from aimed.errors import StageFailed, ComponentError
 from aimed.evaluation.funcs import EvalFunction, batched, eval_functions
 from aimed.run import resolve_run
-from aimed.stages import evaluate as evaluate_stage
-from aimed.stages.evaluate import EVAL_BATCH_SIZE, EvalSettings, evaluate_split
+from aimed.evaluation.plots import write_plots
+from aimed.evaluation.split import EVAL_BATCH_SIZE, EvalSettings, evaluate_split
+from aimed.evaluation.summary import safe_name
 from conftest import SHRUNK, copy_project, shrink_project, update_yaml
 
 import keras  # noqa: E402  (after aimed: TensorFlow's start-up once, for the whole module)
@@ -846,9 +847,9 @@ def test_other_tasks(task, project, tmp_path):
     # The plots work for every output kind (a note instead of a confusion matrix for non-classifiers).
     out = tmp_path / "out"
     out.mkdir()
-    evaluate_stage._write_plots(out, result, "test", 8, 8)
+    write_plots(out, result, "test", 8, 8)
     assert {p.name for p in (out / "plots").iterdir()} == {
-        "confusion_matrix.png", "worst.png", *(f"hist_{evaluate_stage._safe(k)}.png" for k in result.values)}
+        "confusion_matrix.png", "worst.png", *(f"hist_{safe_name(k)}.png" for k in result.values)}
 
 
 def test_one_pass_over_the_split(contexts, model, tmp_path):
@@ -886,7 +887,7 @@ def test_one_pass_over_the_split(contexts, model, tmp_path):
 def test_worst_samples_follow_the_metrics_direction():
     """Dice is better high, so its worst samples are the lowest; a loss is worst high; the setting wins."""
     from aimed import metrics
-    from aimed.stages.evaluate import _Worst, worst_direction
+    from aimed.evaluation.worst import WorstSamples, worst_direction
 
     assert worst_direction(None, metrics.dice()) == "min"
     assert worst_direction(None, metrics.cross_entropy()) == "max"
@@ -894,7 +895,7 @@ def test_worst_samples_follow_the_metrics_direction():
     assert worst_direction("max", metrics.dice()) == "max"
     values = np.array([0.9, 0.1, np.nan, 0.5, 0.3])
     x = np.zeros((5, 4, 4, 1))
-    worst = _Worst(3, "min")
+    worst = WorstSamples(3, "min")
     worst.add(values, 0, x, x, x, [f"id{i}" for i in range(5)])
     assert [w.data_id for w in worst.result()] == ["id2", "id1", "id4"]  # NaN first, then the lowest
     assert all(w.masks is not None for w in worst.result())  # segmentation: masks beside each image

@@ -25,6 +25,8 @@ from aimed.fingerprint import FileHashCache, folder_manifest, sha256_text
 from aimed.provenance import why
 from aimed.run import resolve_run
 from aimed.stages import validate_data
+from aimed.validation import reading
+from aimed.validation.report import validate
 from conftest import REPO_ROOT, deep_update, prepare_dataset
 
 SIZES = {"train": 20, "validation": 10, "test": 10}
@@ -321,18 +323,18 @@ def test_manifest_keeps_the_pathlib_definition(tmp_path):
 def test_batched_read_reports_what_an_element_wise_read_reports(break_data, make_run, project, monkeypatch):
     ctx = resolve_run(make_run("mnist-tf", break_data), project)
     read_in_batches = []
-    read_batches = validate_data._read_batches
+    read_batches = reading.read_batches
 
     def spy(*args):
         tally = read_batches(*args)
         read_in_batches.append(tally is not None)
         return tally
 
-    monkeypatch.setattr(validate_data, "_read_batches", spy)
-    batched = validate_data.validate(ctx.data_loader(), ctx.data_dir)
+    monkeypatch.setattr(reading, "read_batches", spy)
+    batched = validate(ctx.data_loader(), ctx.data_dir)
     assert read_in_batches == [True, True, break_data is None]  # a failed batch rereads the test split
-    monkeypatch.setattr(validate_data, "_batchable", lambda source: False)
-    element_wise = validate_data.validate(ctx.data_loader(), ctx.data_dir)
+    monkeypatch.setattr(reading, "batchable", lambda source: False)
+    element_wise = validate(ctx.data_loader(), ctx.data_dir)
     assert without_tf_numbering(batched) == without_tf_numbering(element_wise)
 
 
@@ -346,7 +348,7 @@ def test_stacked_points_count_as_points_one_by_one():
     ]
 
     def tally(groups):
-        result = validate_data._Tally(keep_ids=True)
+        result = reading.Tally(keep_ids=True)
         for group in groups:
             result.add_points(group)
         return result

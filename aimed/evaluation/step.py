@@ -8,9 +8,11 @@ does all three in one graph, from the same predictions, as Keras' own ``test_ste
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Tuple
 
 import numpy as np
+
+from aimed.evaluation.batches import EvalBatch, structure_map
 
 #: ``step(x, y, sample_weight) -> (y_pred, batch loss)``; the model's metrics are updated in place.
 EvalStep = Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], Tuple[Any, Any]]
@@ -45,3 +47,26 @@ def eval_step(model: Any) -> EvalStep:
 
     _STEPS[model] = (metrics, step)
     return step
+
+
+class PredictedBatch(NamedTuple):
+    """An evaluation batch with the model's predictions and its mean loss."""
+
+    x: Any
+    y_true: Any
+    #: The sample weights (validation split) or what stands for the test split's ids.
+    third: Any
+    y_pred: Any
+    loss: float
+
+
+def predicted_batches(step: EvalStep, batches: Iterator[EvalBatch], weighted: bool) -> Iterator[PredictedBatch]:
+    """Each batch with its predictions: one compiled call, its outputs fetched as numpy.
+
+    ``weighted``: the third element is the sample weight (the validation split), not the unit weight
+    standing in for the test split's ids.
+    """
+    for x, y_true, third in batches:
+        weights = third.astype(np.float32) if weighted and third is not None else None
+        y_pred, batch_loss = step(x, y_true, weights)
+        yield PredictedBatch(x, y_true, third, structure_map(np.asarray, y_pred), float(batch_loss))

@@ -107,3 +107,18 @@ def check_thresholds(summary: Mapping[str, Any], thresholds: Mapping[str, Mappin
             if not ok:
                 failures.append(reason)
     return {"blessed": not failures, "checks": checks, "failures": failures}
+
+
+def safe_name(name: str) -> str:
+    """``name`` with every character but letters and digits made ``_``: a file name or an MLflow key part."""
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def flat_metrics(summary: Mapping[str, Any], split: str) -> Dict[str, float]:
+    """The summary's numbers as ``{<split>_<name>: value}``, the metrics logged to MLflow."""
+    flat = {f"{split}_{k}": v for k, v in summary["model_metrics"].items() if v is not None}
+    for name, stats in summary["metrics"].items():
+        flat.update({f"{split}_{safe_name(name)}_{k}": v for k, v in stats.items() if v is not None and k != "n_nan"})
+    if "classification" in summary:
+        flat[f"{split}_accuracy"] = summary["classification"]["accuracy"]
+    return flat

@@ -1,0 +1,80 @@
+"""The ``evaluation.worst_k`` worst samples of a split, by the ``evaluation.worst_by`` eval function."""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from typing import Any, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from aimed.evaluation.batches import row_of, structure_map
+from aimed.evaluation.report import cell
+
+
+@dataclasses.dataclass(frozen=True)
+class WorstSample:
+    """One of the worst samples of a split, for the worst-samples grid."""
+
+    value: float  # its worst_by value
+    row: int
+    x: Any
+    y_true: str  # the report's cells
+    y_pred: str
+    data_id: str
+    #: ``(true mask, predicted mask)`` of a segmentation model, shown beside the image.
+    masks: Optional[Tuple[np.ndarray, np.ndarray]] = None
+
+
+class _Ranked(NamedTuple):
+    """A heap entry; ``row`` breaks ties, so two entries never compare their samples."""
+
+    rank: float  # the value, signed so that the worst is the highest
+    row: int
+    sample: WorstSample
+
+
+def worst_direction(setting: Optional[str], func: Any) -> str:
+    """``"min"`` if the lowest values are the worst, ``"max"`` if the highest are.
+
+    The ``evaluation.worst_direction`` setting, else the opposite of the function's declared
+    ``direction`` (what is better, as the functions of :mod:`aimed.metrics` declare), else
+    ``"max"`` (a loss: the highest is the worst).
+    """
+    if setting:
+        return setting
+    better = getattr(getattr(func, "func", func), "direction", None)
+    return {"max": "min", "min": "max"}.get(better, "max")
+
+
+def _is_segmentation(y_true: Any, y_pred: Any) -> bool:
+    """Outputs and labels with spatial axes: ``[B, H, W(, C)]`` masks."""
+    return (isinstance(y_pred, np.ndarray) and isinstance(y_true, np.ndarray) and y_pred.ndim >= 3
+            and y_true.shape[1:3] == y_pred.shape[1:3])
+
+
+class WorstSamples:
+    """The ``k`` worst samples: the lowest or highest values (NaN and inf count as worst; ties: the later sample)."""
+
+    def __init__(self, k: int, direction: str = "max") -> None:
+        self.k = k
+        self.sign = 1.0 if direction == "max" else -1.0
+        self.heap: List[_Ranked] = []
+
+    def add(self, values: np.ndarray, first_row: int, x: Any, y_true: Any, y_pred: Any, ids: List[str]) -> None:
+        """Consider one batch; ``y_true`` and ``y_pred`` are what the report shows (classes, for a classifier)."""
+        ranks = self.sign * values
+        ranks = np.where(np.isfinite(ranks), ranks, np.inf)
+        segmentation = _is_segmentation(y_true, y_pred)
+        # Only the batch's own worst k can enter the heap: the rest need no record and no image copy.
+        for i in np.lexsort((np.arange(len(ranks)), ranks))[-self.k:].tolist():
+            rank, row = float(ranks[i]), first_row + i
+            if len(self.heap) < self.k or (rank, row) > (self.heap[0].rank, self.heap[0].row):
+                sample = WorstSample(float(values[i]), row, structure_map(np.array, row_of(x, i)),
+                                     cell(row_of(y_true, i)), cell(row_of(y_pred, i)), ids[i],
+                                     (np.array(y_true[i]), np.array(y_pred[i])) if segmentation else None)
+                (heapq.heappush if len(self.heap) < self.k else heapq.heapreplace)(self.heap, _Ranked(rank, row, sample))
+
+    def result(self) -> List[WorstSample]:
+        """The samples, worst first."""
+        return [entry.sample for entry in sorted(self.heap, key=lambda entry: (entry.rank, entry.row), reverse=True)]
