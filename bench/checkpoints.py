@@ -46,7 +46,7 @@ def commit_cost(project: str, run: str, commits: int) -> dict:
     """Worker: time ``commit_batch`` on the run's compiled model; bytes per commit."""
     ctx = common.run_context(pathlib.Path(project), run)
     from aimed.data import batched_split
-    from aimed.stages.train import logged_metric_names
+    from aimed.training.loop import logged_metric_names
     from aimed.training.state import TrainState
 
     model = ctx.model_builder().get_compiled_model()

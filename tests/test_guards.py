@@ -81,9 +81,9 @@ def test_nan_guard_names_the_earliest_bad_batch_when_checks_finish_out_of_order(
     import keras
 
     from aimed.errors import StageFailed
-    from aimed.stages.train import _nan_guard
+    from aimed.training.callbacks import nan_guard
 
-    guard = _nan_guard()
+    guard = nan_guard()
     assert guard.async_safe  # otherwise Keras would sync every step to hand it the logs
     guard.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
     guard.on_train_batch_end(2, {"loss": 0.5})

@@ -2,7 +2,7 @@
 
 SLURM sends SIGTERM before SIGKILL, on preemption and at the time limit (``--signal`` moves it
 earlier), with ``KillWait`` seconds (30 by default) in between. Inside the training loop a
-signal only sets a flag, which :class:`MidEpochCommits` reads at the next batch boundary; a
+signal only sets a flag, which :func:`aimed.training.callbacks.mid_epoch_commits` reads at the next batch boundary; a
 commit there loses no finished batch. Anywhere else the signal raises at once, so the lock's
 context manager releases the lock on the way out. A second signal while a stop is pending
 raises at once too: whoever sends it does not want to wait for the commit.
@@ -13,8 +13,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-import time
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Iterator, Optional
 
 from aimed.errors import Preempted
 
@@ -66,51 +65,6 @@ class StopRequests:
             f"training of run '{self.run}' stopped on {name} {where}. The lock is released and the MLflow run "
             f"marked KILLED; run `aimed train {self.run}` again (or let the scheduler requeue the job) to continue "
             f"from the last commit.", self.signum)
-
-
-def mid_epoch_commits(commit: Callable[[int, int], None], requests: StopRequests, every_batches: Optional[int],
-                      every_seconds: Optional[float], first_batch: int, metric_values: Optional[List[Any]]) -> Any:
-    """The callback committing inside epochs: every ``every_batches`` batches or ``every_seconds``, and on a stop.
-
-    ``commit(epoch, batches_done)`` writes the state. It runs in ``on_train_batch_begin``, which
-    Keras always calls synchronously, where the variables hold exactly the batches before it; so
-    Keras still dispatches batch ends to its thread pool. ``first_batch`` is where a fit resumed
-    from a mid-epoch commit starts its first epoch; ``metric_values`` (the committed running
-    metrics) are put back there after Keras resets the metrics at the epoch's start.
-    """
-    import keras
-
-    class MidEpochCommits(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self._offset = first_batch
-            self._metric_values = metric_values
-            self._committed = first_batch
-            self._committed_at = time.monotonic()
-            self._epoch = 0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._epoch = epoch
-            if self._metric_values is not None:
-                for variable, value in zip(self.model.metrics_variables, self._metric_values):
-                    variable.assign(value)
-                self._metric_values = None
-            else:
-                self._offset = self._committed = 0
-            self._committed_at = time.monotonic()
-
-        def on_train_batch_begin(self, batch, logs=None):
-            done = self._offset + batch
-            due = (requests.signum is not None
-                   or (every_batches is not None and done - self._committed >= every_batches)
-                   or (every_seconds is not None and time.monotonic() - self._committed_at >= every_seconds))
-            if due and done > self._committed:
-                commit(self._epoch, done)
-                self._committed, self._committed_at = done, time.monotonic()
-            requests.raise_if_requested(f"at epoch {self._epoch + 1}, batch {done + 1}, after committing "
-                                        f"{done} batch(es) of that epoch")
-
-    return MidEpochCommits()
 
 
 def checkpoint_interval(setting: Any) -> tuple:
