@@ -170,11 +170,20 @@ class TrainState:
 
 
 def _damaged(path: pathlib.Path, why: str) -> StageFailed:
+    """The error for a damaged file, offering ``--from-previous`` where the previous commit does not use it."""
     fix = f"Restore the folder {path.parent} from a backup, or move it aside to train from the start."
     previous = path.parent / PREVIOUS_FILE
     if path.name != PREVIOUS_FILE and previous.is_file():
-        fix = (f"Run `aimed train {path.parent.parent.name} --from-previous` to continue from the commit before it ({previous}), "
-               f"or move the folder {path.parent} aside to train from the start.")
+        try:
+            shared = path.name in json.loads(previous.read_text()).get("hashes", {})
+        except (OSError, ValueError, AttributeError):
+            shared = True
+        if shared:
+            fix = (f"The previous commit ({previous}) needs this file too, so --from-previous cannot help: restore "
+                   f"the folder {path.parent} from a backup, or move it aside to train from the start.")
+        else:
+            fix = (f"Run `aimed train {path.parent.parent.name} --from-previous` to continue from the commit before "
+                   f"it ({previous}), or move the folder {path.parent} aside to train from the start.")
     return StageFailed(f"the resume state is damaged: {path} {why}. {fix}")
 
 
