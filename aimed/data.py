@@ -21,9 +21,11 @@ def is_tf_dataset(source: Any) -> bool:
 
 
 def as_numpy(value: Any) -> Any:
-    """A tensor, list or scalar as a numpy value; nested tuples keep their structure."""
+    """A tensor, list or scalar as a numpy value; nested tuples and dicts (several inputs or outputs) keep their structure."""
     if isinstance(value, tuple):
         return tuple(as_numpy(v) for v in value)
+    if isinstance(value, dict):
+        return {key: as_numpy(v) for key, v in value.items()}
     if hasattr(value, "numpy"):
         return value.numpy()
     return np.asarray(value)

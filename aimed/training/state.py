@@ -225,12 +225,14 @@ def archive(folder: pathlib.Path, *belongings: pathlib.Path) -> Optional[pathlib
             os.replace(item, folder / item.name)
     archive_root = folder.parent / ARCHIVE_DIR
     archive_root.mkdir(parents=True, exist_ok=True)
-    target = archive_root / time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    suffix = 0
-    while target.exists():
-        suffix += 1
-        target = target.with_name(f"{target.name.split('-')[0]}-{suffix}")
+    # Names sort in the order the archives were made: a UTC second, then a zero-padded sequence
+    # number within it that continues after the highest one there (pruned names are never reused).
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    same_second = [int(p.name.rpartition("-")[2]) for p in archive_root.glob(f"{stamp}-*")
+                   if p.name.rpartition("-")[2].isdigit()]
+    target = archive_root / f"{stamp}-{max(same_second, default=0) + 1:04d}"
     os.replace(folder, target)
     for stale in sorted(archive_root.iterdir())[:-ARCHIVES_KEPT]:
-        shutil.rmtree(stale, ignore_errors=True)
+        if stale != target:
+            shutil.rmtree(stale, ignore_errors=True)
     return target

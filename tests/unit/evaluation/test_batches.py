@@ -96,10 +96,6 @@ def _check_dict_batches(batches):
     np.testing.assert_array_equal(batches[1][2], [1, 1])
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "bug: a Python generator's dict x (or dict y of a several-output model) is turned into a 0-d object array "
-    "by aimed.data.as_numpy (via aimed.data.take), so rows_in fails with 'len() of unsized object'; "
-    "tf.data sources keep their dicts"))
 def test_dict_inputs_from_a_generator_are_regrouped_leaf_by_leaf():
     _check_dict_batches(list(eval_batches(_dict_source(), n_iter=3, n=5, batch_size=3)))
 
