@@ -265,13 +265,16 @@ def test_requeued_or_cancelled_training_resumes_from_its_checkpoint(pipelines, t
             if job_id and len(committed) >= 2:
                 last, previous = sorted(committed.values())[-1], sorted(committed.values())[-2]
                 time.sleep(max(0.0, last + (last - previous) / 2 - time.time()))  # the middle of the next epoch
-                attempts.append(log_path.read_text())
                 subprocess.run(["scontrol", "requeue", job_id] if how == "requeue" else ["scancel", job_id],
                                check=True, timeout=30)
                 for _ in range(300):  # until the job's processes are gone
                     if _job(job_id).get("JobState") not in ("RUNNING", "COMPLETING"):
                         break
                     time.sleep(0.1)
+                # Read once the attempt has ended: SIGTERM lets it finish the batch in progress and
+                # commit, so it may log more epochs after the signal than before it. The requeued
+                # job waits for StartTime below, and Snakemake's resubmission for its status check.
+                attempts.append(log_path.read_text())
                 interrupted.append({"how": how, "job": job_id, "epoch": _state(project)["epoch"],
                                     "second": round(time.monotonic() - start)})
                 if how == "requeue":  # a requeued job waits ~2 minutes before it may start again
@@ -307,7 +310,7 @@ def test_requeued_or_cancelled_training_resumes_from_its_checkpoint(pipelines, t
         done = _epoch_lines(log, epochs)
         assert done and done[0] == starts[attempt] + 1, (attempt, starts, log[-3000:])
         assert done == list(range(done[0], done[-1] + 1)), log[-3000:]
-        # the last line may be missing when the interruption came between a commit and its line
+        # the last line may be missing when a SIGKILL came between a commit and its line
         assert ends[attempt] - 1 <= done[-1] <= ends[attempt], (attempt, ends, log[-3000:])
 
     # Nothing of the interrupted attempts lives on (the cluster tracks jobs by process group).
