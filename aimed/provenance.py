@@ -4,8 +4,18 @@ A stage's fingerprint hashes its parts: the config keys it reads, the normalised
 user modules it runs (with the modules they import from ``src_code_path``), aimed's version and
 the code of the aimed modules the stage runs, its upstream stages' fingerprints, and for
 validate-data the content of the dataset. Paths, key order, timestamps and the machine do not
-enter it. Snakemake gets it as ``params``; the stage records it in ``fingerprint.json``;
-``aimed why`` compares the two.
+enter it.
+
+One computation (:func:`fingerprint_parts`) serves every copy; the stored copies are:
+
+- ``results/<run>/<stage>/fingerprint.json`` (fingerprint and parts), written by the stage when
+  it completes. **This copy is authoritative**: an output folder is up to date when its recorded
+  fingerprint equals the current one, and ``aimed why`` explains the difference.
+- Snakemake's params (in ``.snakemake/``) and DVC's ``results/<run>/fingerprints/<stage>.json``
+  (written by ``aimed fingerprint``): what each runner compares to decide what reruns; derived
+  from the same computation, never read back by aimed.
+- ``state/<run>/train/state.json``: the ``resume`` variant (:data:`VARIANTS`), which leaves out
+  ``epochs`` so that raising it continues a training instead of restarting it.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import aimed
 from aimed.config import ConfigStruct
@@ -51,6 +61,17 @@ def _code_part(config: Dict[str, Any], project_dir: pathlib.Path, stage: str) ->
 
 def _data_part(config: Dict[str, Any], project_dir: pathlib.Path) -> str:
     return folder_manifest((project_dir / config["data_dir"]).resolve(), hash_cache(project_dir))["fingerprint"]
+
+
+#: Named variants of a stage's fingerprint: the config keys each leaves out.
+VARIANTS: Dict[str, Tuple[str, ...]] = {"resume": ("epochs",)}
+
+
+def variant_parts(config: ConfigStruct, project_dir: pathlib.Path, stage: str, variant: str) -> Dict[str, Any]:
+    """The parts of a named variant of a stage's fingerprint (see :data:`VARIANTS`)."""
+    parts = fingerprint_parts(config, project_dir, stage)
+    parts["config"] = {k: v for k, v in parts["config"].items() if k not in VARIANTS[variant]}
+    return parts
 
 
 def fingerprint_parts(config: ConfigStruct, project_dir: pathlib.Path, stage: str,

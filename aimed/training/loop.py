@@ -27,7 +27,7 @@ from aimed import __version__
 from aimed.data import augmentor_for, batched_split, split_batch, take
 from aimed.errors import ConfigError, Preempted, StageFailed
 from aimed.fingerprint import hash_value
-from aimed.provenance import explain, fingerprint_parts
+from aimed.provenance import explain, variant_parts
 from aimed.run import RunContext
 from aimed.tracking import flatten, open_state_run, run_tracker
 from aimed.training.callbacks import epoch_committer, mid_epoch_commits, nan_guard, validator
@@ -54,13 +54,6 @@ class Trained:
     tracker: Any
 
 
-def training_fingerprint(ctx: RunContext) -> Tuple[str, Dict[str, Any]]:
-    """The train stage's fingerprint without ``epochs``: a match means the state can be continued."""
-    parts = fingerprint_parts(ctx.config, ctx.project_dir, "train")
-    parts["config"] = {k: v for k, v in parts["config"].items() if k != "epochs"}
-    return hash_value(parts), parts
-
-
 def logged_metric_names(model: Any, batches: Any) -> List[str]:
     """Names fit will log, from one evaluation batch: ``loss``, metrics, and their ``val_`` twins."""
     x, y, w = split_batch(next(iter(take(batches, 1))))
@@ -84,7 +77,9 @@ def open_state(ctx: RunContext, writable: bool, from_previous: bool) -> TrainSta
     ``from_previous`` continues from the commit before the newest one.
     """
     folder = ctx.state_dir / "train"
-    fingerprint, parts = training_fingerprint(ctx)
+    # The resume variant leaves out epochs: a match means the state can be continued.
+    parts = variant_parts(ctx.config, ctx.project_dir, "train", "resume")
+    fingerprint = hash_value(parts)
     state = TrainState(folder, writable, from_previous)
     if from_previous:
         log.info("continuing run '%s' from its previous commit: %d epoch(s) and %d batch(es)", ctx.name,
