@@ -85,7 +85,7 @@ def render(results: dict, mnist_full: Optional[dict] = None) -> str:
         f"| Python | {machine.get('python', '?')} |",
         "| versions | " + ", ".join(f"{k} {v}" for k, v in versions.items()) + " |",
         f"| date | {machine.get('date', '?')} |",
-        f"| `make bench` wall time | {results.get('wall_s', 0) / 60:.1f} min"
+        f"| `make bench` wall time | {(results.get('wall_s') or 0) / 60:.1f} min"
         + (f" (of which building datasets {results.get('dataset_build_s', 0):.0f} s)" if results.get("dataset_build_s", 0) >= 1 else "")
         + " |",
         f"| load average (1/5/15 min) | start {machine.get('load_average')}, end {results.get('load_after')} |",
@@ -189,8 +189,10 @@ def main(argv=None) -> int:
         previous = json.loads(results_path.read_text())
         results["benchmarks"] = previous.get("benchmarks", {})
         results["wall_s"] = previous.get("wall_s")
-        results["rerun_alone"] = dict(previous.get("rerun_alone", {}), **{name: results["machine"]["date"]
-                                                                        for name in names})
+        # The machine table describes the full run; a benchmark rerun alone is dated in rerun_alone.
+        rerun_machine = results["machine"]
+        results["machine"] = previous.get("machine", rerun_machine)
+        results["rerun_alone"] = dict(previous.get("rerun_alone", {}), **{name: rerun_machine["date"] for name in names})
     print(f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, load {results['machine']['load_average']}",
           flush=True)
     if not args.quick:
