@@ -1,4 +1,9 @@
-"""The pipeline graph, the one source of truth for the Snakemake rules and ``dvc.yaml``.
+"""The pipeline graph, the one source of truth for the Snakemake rules, ``dvc.yaml`` and the CLI.
+
+It names the stages (their CLI commands, stage modules, help texts, result folders), the
+dataset's splits and the evaluated ones, the artifacts other modules open (``HISTORY``,
+``REPORT``, ...), and the jobs of a run (:func:`jobs`). The runners (:mod:`aimed.runners`) and
+the stages read these names from here.
 
 Paths are patterns relative to the project folder, with ``{run}`` and, for evaluation, ``{split}``.
 Each stage also says what its fingerprint covers: the config keys it reads (dotted keys name a
