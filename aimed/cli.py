@@ -17,13 +17,13 @@ import traceback
 from typing import Callable, List, Optional
 
 from aimed.errors import AimedError
+from aimed.pipeline import EVAL_SPLITS, STAGES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-STAGE_NAMES = ("validate-data", "check-preprocessing", "train", "export", "evaluate")
 
 
 def _stage(module: str) -> Callable:
-    return importlib.import_module(f"aimed.stages.{module}").run
+    return importlib.import_module(module).run
 
 
 def _context(args: argparse.Namespace):
@@ -47,34 +47,40 @@ def _tf_context(args: argparse.Namespace):
     return ctx
 
 
-def _validate_data(args):
-    ctx = _tf_context(args)
-    _stage("validate_data")(ctx)
+def _train_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from-previous", action="store_true",
+                        help="continue from the commit before the newest one (when the newest is damaged)")
 
 
-def _check_preprocessing(args):
-    ctx = _tf_context(args)
-    _stage("check_preprocessing")(ctx)
+def _evaluate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split", required=True, choices=list(EVAL_SPLITS), help="split to evaluate")
+    parser.add_argument("--no-gate", action="store_true",
+                        help="report a failed evaluation.thresholds gate without failing (or set AIMED_NO_GATE=1)")
 
 
-def _train(args):
-    ctx = _context(args)  # the stage imports TensorFlow once it holds the run's lock
-    _stage("train")(ctx, from_previous=args.from_previous)
+#: The CLI side of each stage of :data:`aimed.pipeline.STAGES` (name, module, help text come from
+#: there): its extra options, the keyword arguments its ``run`` gets from them, and whether it
+#: checks the run (and imports TensorFlow) before the stage starts.
+_STAGE_CLI = {
+    "validate-data": (None, lambda args: {}, True),
+    "check-preprocessing": (None, lambda args: {}, True),
+    # train imports TensorFlow itself, once it holds the run's lock
+    "train": (_train_options, lambda args: {"from_previous": args.from_previous}, False),
+    "export": (None, lambda args: {}, True),
+    "evaluate": (_evaluate_options, lambda args: {"split": args.split, "gate": not args.no_gate}, True),
+}
 
 
-def _export(args):
-    ctx = _tf_context(args)
-    _stage("export")(ctx)
-
-
-def _evaluate(args):
-    ctx = _tf_context(args)
-    _stage("evaluate")(ctx, split=args.split, gate=not args.no_gate)
+def _run_stage(args: argparse.Namespace) -> None:
+    """Run the pipeline stage named by the subcommand."""
+    _, kwargs, checked = _STAGE_CLI[args.command]
+    ctx = _tf_context(args) if checked else _context(args)
+    _stage(STAGES[args.command].module)(ctx, **kwargs(args))
 
 
 def _sync_mlflow(args):
     ctx = _context(args)
-    _stage("sync_mlflow")(ctx)
+    _stage("aimed.stages.sync_mlflow")(ctx)
 
 
 def _fingerprint(args):
@@ -107,21 +113,18 @@ def _why(args):
 def _dvc_yaml(args):
     import pathlib
 
-    from aimed import dvc
-    from aimed._io import atomic_write_text
     from aimed.config import load_workflow_config
     from aimed.errors import StageFailed
+    from aimed.runners import dvc
 
     project = pathlib.Path(args.project_dir).resolve()
-    text = dvc.render(load_workflow_config(project), project)
+    workflow_config = load_workflow_config(project)
     target = project / "dvc.yaml"
-    current = target.read_text() if target.is_file() else None
     if args.check:
-        if current != text:
+        if not dvc.dvc_yaml_current(workflow_config, project):
             raise StageFailed(f"{target} differs from the pipeline graph and config/config.yaml; run `aimed dvc-yaml`.")
         return
-    if current != text:
-        atomic_write_text(target, text)
+    if dvc.write_dvc_yaml(workflow_config, project):
         print(f"wrote {target}")
 
 
@@ -171,22 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("validate-data", _validate_data, "Read every split through the DataLoader and report bad files and rows.")
-    add("check-preprocessing", _check_preprocessing, "Check preprocessed batches against the compiled model.")
-    train = add("train", _train, "Train the model, resuming from the run's checkpoint if there is one.")
-    train.add_argument("--from-previous", action="store_true",
-                       help="continue from the commit before the newest one (when the newest is damaged)")
-    add("export", _export, "Export the best epoch as a SavedModel and a .keras file.")
-    evaluate = add("evaluate", _evaluate, "Evaluate a split; write the per-datapoint report and a summary.")
-    evaluate.add_argument("--split", required=True, choices=["validation", "test"], help="split to evaluate")
-    evaluate.add_argument("--no-gate", action="store_true",
-                          help="report a failed evaluation.thresholds gate without failing (or set AIMED_NO_GATE=1)")
+    for name, stage in STAGES.items():
+        options = _STAGE_CLI[name][0]
+        stage_parser = add(name, _run_stage, stage.help)
+        if options:
+            options(stage_parser)
     add("sync-mlflow", _sync_mlflow, "Upload metrics and artifacts logged while MLflow was unreachable.")
     add("fingerprint", _fingerprint, "Write each stage's fingerprint to results/<run>/fingerprints/ (used by dvc.yaml).",
         several_runs=True)
     why_parser = add("why", _why, "Explain which parts of a stage's fingerprint changed since it last ran.")
-    why_parser.add_argument("stage", choices=list(STAGE_NAMES), help="the stage to explain")
-    why_parser.add_argument("--split", choices=["validation", "test"], help="the split, for evaluate")
+    why_parser.add_argument("stage", choices=list(STAGES), help="the stage to explain")
+    why_parser.add_argument("--split", choices=list(EVAL_SPLITS), help="the split, for evaluate")
     dvc_parser = sub.add_parser("dvc-yaml", help="Write dvc.yaml from the pipeline graph and config/config.yaml.",
                                 description="Write dvc.yaml from the pipeline graph and config/config.yaml.")
     dvc_parser.add_argument("--project-dir", default=".", help="project folder (default: .)")

@@ -11,6 +11,7 @@ import numpy as np
 
 from aimed.components import PreprocessorBase
 from aimed.errors import StageFailed
+from aimed.pipeline import SPLITS  # the dataset's splits (also imported from here by other modules)
 
 
 def is_tf_dataset(source: Any) -> bool:
@@ -100,8 +101,6 @@ def decode_ids(ids: Any) -> List[str]:
     values = ids.reshape(-1).tolist() if isinstance(ids, np.ndarray) else list(ids)
     return [id_text(i) for i in values]
 
-
-SPLITS = ("train", "validation", "test")
 
 #: What aimed puts in the third slot of a test point before the user's preprocessing, in place of
 #: the data id it carries itself: the weight the point would have in training.

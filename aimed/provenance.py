@@ -150,22 +150,21 @@ def read_recorded(folder: pathlib.Path) -> Optional[Dict[str, Any]]:
 def write_fingerprint_files(config: ConfigStruct, project_dir: pathlib.Path, run: str) -> List[pathlib.Path]:
     """Write ``results/<run>/fingerprints/<stage>.json`` for DVC, touching only files whose value changed."""
     from aimed._io import atomic_write_json
-    from aimed.pipeline import EVAL_SPLITS, fingerprint_file
+    from aimed.pipeline import fingerprint_file, jobs
 
     memo: Dict[str, str] = {}
     written = []
-    for stage in STAGES:
-        for split in (EVAL_SPLITS if stage == "evaluate" else ("",)):
-            path = project_dir / fingerprint_file(run, stage, split)
-            entry = {"stage": stage, "split": split or None,
-                     "fingerprint": fingerprint(config, project_dir, stage, split or None, _memo=memo)}
-            try:
-                unchanged = json.loads(path.read_text()) == entry
-            except (OSError, ValueError):
-                unchanged = False
-            if not unchanged:
-                atomic_write_json(path, entry)
-                written.append(path)
+    for stage, split in jobs():
+        path = project_dir / fingerprint_file(run, stage, split or "")
+        entry = {"stage": stage, "split": split,
+                 "fingerprint": fingerprint(config, project_dir, stage, split, _memo=memo)}
+        try:
+            unchanged = json.loads(path.read_text()) == entry
+        except (OSError, ValueError):
+            unchanged = False
+        if not unchanged:
+            atomic_write_json(path, entry)
+            written.append(path)
     return written
 
 

@@ -11,15 +11,7 @@ from typing import Any, Optional, Union
 from aimed.config import ConfigStruct, load_config
 from aimed.errors import ComponentError, ConfigError, StageFailed
 from aimed.loading import load_class, source_dir
-
-#: Subfolder of ``results/<run>/`` that each stage writes.
-STAGE_DIRS = {
-    "validate-data": "validate_data",
-    "check-preprocessing": "check_preprocessing",
-    "train": "train",
-    "export": "export",
-    "evaluate": "evaluate",
-}
+from aimed.pipeline import STAGES, artifact_path
 
 #: Set to 1 to report a failed quality gate without failing (as ``--no-gate``), e.g. under Snakemake.
 NO_GATE_ENV = "AIMED_NO_GATE"
@@ -44,7 +36,13 @@ class RunContext:
         return self.project_dir / "state" / self.name
 
     def stage_dir(self, stage: str) -> pathlib.Path:
-        return self.results_dir / STAGE_DIRS[stage]
+        """``results/<run>/<subfolder>``, the subfolder named in :data:`aimed.pipeline.STAGES`."""
+        return self.results_dir / STAGES[stage].subdir
+
+    def artifact(self, pattern: str, split: Optional[str] = None) -> pathlib.Path:
+        """The path of an artifact that :mod:`aimed.pipeline` names (e.g. ``HISTORY``) for this run."""
+        return self.project_dir / artifact_path(pattern, self.name, split, self.config.evaluation.report_format
+                                                if "{report_format}" in pattern else "csv")
 
     @property
     def data_dir(self) -> pathlib.Path:

@@ -35,7 +35,7 @@ import tempfile
 
 import yaml
 
-from aimed.dvc import FINGERPRINT_STAGE
+from aimed.runners.dvc import FINGERPRINT_STAGE
 from bench import common
 
 FULL = dict(counts=(1, 10, 50), repeats=5)

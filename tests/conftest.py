@@ -297,7 +297,9 @@ def project_env(project: pathlib.Path) -> Dict[str, str]:
     """
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPATH"] = str(project)
+    # Then the PYTHONPATH of the test run, if any: a worktree tested against another checkout's
+    # editable install (PYTHONPATH=<worktree>) keeps its own aimed for projects without a copy.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(project), os.environ.get("PYTHONPATH")) if p)
     return env
 
 

@@ -19,7 +19,7 @@ from typing import Counter, Dict, Iterable, Optional, Tuple
 
 import yaml
 
-from aimed.dvc import FINGERPRINT_STAGE, PREPARE_DATA_STAGE, stage_name
+from aimed.runners.dvc import FINGERPRINT_STAGE, PREPARE_DATA_STAGE, stage_name
 from aimed.pipeline import EVAL_SPLITS, REPORT_FORMATS, STAGES
 
 from conftest import run_in

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import yaml
 
-from aimed import dvc
+from aimed.runners import dvc
 from aimed.config import load_workflow_config
-from aimed.dvc import FINGERPRINT_STAGE
+from aimed.runners.dvc import FINGERPRINT_STAGE
 from aimed.pipeline import EVAL_SPLITS
 
 from conftest import copy_project, git, run_in, update_yaml

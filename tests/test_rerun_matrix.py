@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from aimed.dvc import FINGERPRINT_STAGE
+from aimed.runners.dvc import FINGERPRINT_STAGE
 
 from conftest import run_in, update_yaml
 from plans import (FROM_CHECK, FROM_TRAIN, FROM_VALIDATE, append, assert_plans, dvc_changed, dvc_is_clean,

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from conftest import REPO_ROOT
 
-from aimed import dvc
+from aimed.runners import dvc
 from aimed.config import load_config, load_workflow_config
 from aimed.workflow_files import snakefile
 

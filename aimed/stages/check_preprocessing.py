@@ -13,6 +13,7 @@ from aimed._plots import save_image_grid
 from aimed.errors import StageFailed
 from aimed.preprocessing_check.batches import check_splits
 from aimed.preprocessing_check.samples import sample_images
+from aimed.pipeline import DATA_REPORT
 from aimed.run import RunContext
 
 
@@ -23,7 +24,7 @@ def require_validated_data(ctx: RunContext) -> None:
     folder = ctx.stage_dir("validate-data")
     if (folder / FINGERPRINT_FILE).is_file():
         return
-    report = folder / "report.json"
+    report = ctx.artifact(DATA_REPORT)
     state = (f"failed (its report {report} lists the problems)" if report.is_file()
              else "not run for this run")
     raise StageFailed(

@@ -17,6 +17,7 @@ from aimed.evaluation.plots import write_plots
 from aimed.evaluation.split import EvalSettings, evaluate_split
 from aimed.evaluation.summary import check_thresholds, flat_metrics
 from aimed.model_files import rebuilt_model
+from aimed.pipeline import EXPORTED_CARD, EXPORTED_MODEL, TRAIN_SUMMARY
 from aimed.pipeline import report_file_name
 from aimed.run import RunContext
 
@@ -36,8 +37,8 @@ def run(ctx: RunContext, split: str, gate: bool = True) -> Dict[str, Any]:
     settings = EvalSettings(evaluation.report_format, tuple(evaluation.slice_by), evaluation.worst_k,
                             evaluation.worst_by, evaluation.worst_direction)
     enforce_gate = ctx.gate_enforced(gate)
-    model = rebuilt_model(ctx.model_builder(), ctx.stage_dir("export") / "model.keras")
-    card = json.loads((ctx.stage_dir("export") / "model_card.json").read_text())
+    model = rebuilt_model(ctx.model_builder(), ctx.artifact(EXPORTED_MODEL))
+    card = json.loads(ctx.artifact(EXPORTED_CARD).read_text())
     with staged_dir(ctx.stage_dir("evaluate") / split) as out:
         result = evaluate_split(model, ctx.data_loader(), ctx.preprocessor(), ctx.evaluator(), split,
                                 out / report_file_name(settings.report_format), settings)
@@ -75,7 +76,7 @@ def _log_to_mlflow(ctx: RunContext, split: str, summary: Dict[str, Any]) -> None
     """Summary metrics and the evaluation folder into the training run (replacing a rerun's values)."""
     from aimed.tracking import run_tracker
 
-    train_summary = json.loads((ctx.stage_dir("train") / "summary.json").read_text())
+    train_summary = json.loads(ctx.artifact(TRAIN_SUMMARY).read_text())
     tracker = run_tracker(ctx.config, ctx.project_dir)
     tracker.attach(train_summary.get("mlflow_run_id"))
     tracker.log_metrics(flat_metrics(summary, split))

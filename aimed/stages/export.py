@@ -19,6 +19,7 @@ from aimed import __version__
 from aimed._io import atomic_write_json, atomic_write_text, staged_dir
 from aimed.errors import StageFailed
 from aimed.model_files import custom_objects_of, rebuilt_model
+from aimed.pipeline import BEST_MODEL, DATA_REPORT, HISTORY, TRAIN_SUMMARY
 from aimed.run import RunContext
 from aimed.tracking import run_tracker
 
@@ -77,17 +78,17 @@ def run(ctx: RunContext) -> Dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    train_dir = ctx.stage_dir("train")
-    summary = json.loads((train_dir / "summary.json").read_text())
+    history = ctx.artifact(HISTORY)
+    summary = json.loads(ctx.artifact(TRAIN_SUMMARY).read_text())
     metric, mode = ctx.config.export.metric, ctx.config.export.mode
-    best = best_epoch(train_dir / "history.csv", metric, mode)
+    best = best_epoch(history, metric, mode)
     if best["epoch"] != summary["best"]["epoch"] or summary["best"]["metric"] != metric:
         raise StageFailed(
-            f"the best epoch by {metric} ({mode}) in {train_dir / 'history.csv'} is {best['epoch']}, but training "
+            f"the best epoch by {metric} ({mode}) in {history} is {best['epoch']}, but training "
             f"kept epoch {summary['best']['epoch']} by {summary['best']['metric']}. Rerun `aimed train {ctx.name}`."
         )
-    model = rebuilt_model(ctx.model_builder(), train_dir / "best_model.keras")
-    validation = json.loads((ctx.stage_dir("validate-data") / "report.json").read_text())
+    model = rebuilt_model(ctx.model_builder(), ctx.artifact(BEST_MODEL))
+    validation = json.loads(ctx.artifact(DATA_REPORT).read_text())
     with staged_dir(ctx.stage_dir("export")) as out:
         signature = export_savedmodel(model, out / "savedmodel")
         model.save(out / "model.keras")

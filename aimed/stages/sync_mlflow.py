@@ -11,6 +11,7 @@ from typing import Any, Dict
 
 from aimed import __version__
 from aimed.errors import StageFailed
+from aimed.pipeline import EXPORTED_CARD, EXPORTED_CONFIG, HISTORY, SAVEDMODEL
 from aimed.run import RunContext
 from aimed.tracking import flatten, open_state_run, run_tracker
 from aimed.training.lock import train_lock
@@ -36,10 +37,9 @@ def _sync(ctx: RunContext) -> Dict[str, Any]:
     if run_id is None:
         raise StageFailed(f"MLflow at {tracker.uri} is still unreachable; start the server and run this again.")
     tracker.log_epochs(state.history)
-    tracker.log_artifacts([ctx.stage_dir("train") / "history.csv", ctx.config_path])
-    export = ctx.stage_dir("export")
-    tracker.log_artifacts([export / "model_card.json", export / "config.yaml"])
-    tracker.log_artifacts([export / "savedmodel"], "model")
+    tracker.log_artifacts([ctx.artifact(HISTORY), ctx.config_path])
+    tracker.log_artifacts([ctx.artifact(EXPORTED_CARD), ctx.artifact(EXPORTED_CONFIG)])
+    tracker.log_artifacts([ctx.artifact(SAVEDMODEL)], "model")
     for split_dir in sorted(ctx.stage_dir("evaluate").glob("*")):
         tracker.log_artifacts(sorted(split_dir.glob("*")), f"evaluation/{split_dir.name}")
     if state.epoch >= ctx.config.epochs:
