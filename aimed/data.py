@@ -11,7 +11,6 @@ import numpy as np
 
 from aimed.components import PreprocessorBase
 from aimed.errors import StageFailed
-from aimed.pipeline import SPLITS  # the dataset's splits (also imported from here by other modules)
 
 
 def is_tf_dataset(source: Any) -> bool:

@@ -42,6 +42,20 @@ SAVEDMODEL = "results/{run}/export/savedmodel"
 EVAL_SUMMARY = "results/{run}/evaluate/{split}/summary.json"
 REPORT = "results/{run}/evaluate/{split}/report.{report_format}"
 
+EVALUATION = "results/{run}/evaluate/{split}"
+#: The run's own config file, wherever it lives (``runs/<run>/config.yaml`` or a path given to the CLI).
+RUN_CONFIG = "{run_config}"
+
+#: What each stage uploads to the run's MLflow run: groups of (artifact patterns, MLflow folder).
+#: Stage endings (:meth:`aimed.run.RunContext.publishing`) and ``aimed sync-mlflow`` upload these.
+#: The SavedModel goes up as a plain folder rather than through ``mlflow.keras.log_model``, which
+#: would re-serialise the model and infer pip requirements over the network.
+MLFLOW_UPLOADS: Dict[str, Tuple[Tuple[Tuple[str, ...], Optional[str]], ...]] = {
+    "train": (((HISTORY, RUN_CONFIG), None),),
+    "export": (((EXPORTED_CARD, EXPORTED_CONFIG), None), ((SAVEDMODEL,), "model")),
+    "evaluate": (((EVALUATION,), "evaluation"),),
+}
+
 #: Where a run's stages write: ``results/<run>/<stage subfolder>/``.
 RUN_RESULTS = "results/{run}"
 

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import os
 import pathlib
-from typing import Any, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from aimed.config import ConfigStruct, load_config
 from aimed.errors import ComponentError, ConfigError, StageFailed
 from aimed.loading import load_class, source_dir
-from aimed.pipeline import STAGES, artifact_path
+from aimed._io import staged_dir
+from aimed.pipeline import MLFLOW_UPLOADS, RUN_CONFIG, STAGES, artifact_path
 
 #: Set to 1 to report a failed quality gate without failing (as ``--no-gate``), e.g. under Snakemake.
 NO_GATE_ENV = "AIMED_NO_GATE"
+
+
+@dataclasses.dataclass
+class Publication:
+    """A stage's outputs while the stage writes them (see :meth:`RunContext.publishing`).
+
+    ``folder``: the staged folder to write into. ``complete``: set False when the stage's checks
+    failed, so that no fingerprint is recorded. ``data_fingerprint``: see
+    :func:`aimed.provenance.fingerprint_parts`. ``mlflow_run_id`` and ``metrics``: the MLflow run
+    the stage's uploads go to, and summary metrics to log there.
+    """
+
+    folder: pathlib.Path
+    complete: bool = True
+    data_fingerprint: Optional[str] = None
+    mlflow_run_id: Optional[str] = None
+    metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +91,37 @@ class RunContext:
         from aimed.provenance import record
 
         return record(self.config, self.project_dir, stage, folder, split, data_fingerprint=data_fingerprint)
+
+    def mlflow_uploads(self, stage: str, split: Optional[str] = None) -> List[Tuple[List[pathlib.Path], Optional[str]]]:
+        """The paths a stage uploads to MLflow, grouped by MLflow folder (:data:`aimed.pipeline.MLFLOW_UPLOADS`)."""
+        return [([self.config_path if pattern == RUN_CONFIG else self.artifact(pattern, split) for pattern in patterns],
+                 folder) for patterns, folder in MLFLOW_UPLOADS.get(stage, ())]
+
+    @contextlib.contextmanager
+    def publishing(self, stage: str, split: Optional[str] = None, tracker: Any = None) -> Iterator[Publication]:
+        """How every stage ends, in one order: its files, its fingerprint, the rename, the MLflow upload.
+
+        The stage writes into ``publication.folder``, a staged folder renamed to
+        ``results/<run>/<stage>[/<split>]`` when the block ends (nothing is renamed if it raises).
+        The fingerprint is recorded last inside it, unless the stage set ``complete`` to False.
+        Then :meth:`mlflow_uploads` go to ``tracker`` (training's open run) or to the run
+        ``publication.mlflow_run_id``, with ``publication.metrics``.
+        """
+        from aimed.tracking import run_tracker
+
+        final = self.stage_dir(stage) / split if split else self.stage_dir(stage)
+        with staged_dir(final) as folder:
+            publication = Publication(folder)
+            yield publication
+            if publication.complete:
+                self.record_fingerprint(stage, folder, split, publication.data_fingerprint)
+        if tracker is None:
+            tracker = run_tracker(self.config, self.project_dir)
+            tracker.attach(publication.mlflow_run_id)
+        if publication.metrics:
+            tracker.log_metrics(publication.metrics)
+        for paths, mlflow_folder in self.mlflow_uploads(stage, split):
+            tracker.log_artifacts(paths, mlflow_folder)
 
     @staticmethod
     def gate_enforced(gate: bool = True) -> bool:

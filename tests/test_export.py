@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from aimed.errors import StageFailed
-from aimed.stages.export import best_epoch
+from aimed.exporting import best_epoch
 from conftest import check_aimed, update_yaml
 
 RUN = "mnist-tf"

@@ -19,10 +19,24 @@ import numpy as np
 
 from aimed.components import AugmentorBase, DataLoaderBase, PreprocessorBase
 from aimed.config import ConfigStruct
-from aimed.data import SPLITS, SplitIds, augmentor_for, batched_split, eval_split, split_batch, take
+from aimed.data import (
+    SplitIds,
+    augmentor_for,
+    batched_split,
+    eval_split,
+    split_batch,
+    take,
+)
 from aimed.evaluation.batches import rows_in
+from aimed.pipeline import SPLITS
 from aimed.preprocessing_check.labels import LabelCheck, sparse_classes
-from aimed.preprocessing_check.shapes import fits, model_signature, shape_of, structured, weight_problem
+from aimed.preprocessing_check.shapes import (
+    fits,
+    model_signature,
+    shape_of,
+    structured,
+    weight_problem,
+)
 
 if TYPE_CHECKING:
     import keras

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from aimed._io import atomic_write_json, staged_dir
+from aimed._io import atomic_write_json
 from aimed._plots import save_image_grid
 from aimed.errors import StageFailed
 from aimed.preprocessing_check.batches import check_splits
@@ -40,13 +40,12 @@ def run(ctx: RunContext) -> Dict[str, Any]:
     model = ctx.model_builder().get_compiled_model()
     loader, augmentor, preprocessor = ctx.data_loader(), ctx.augmentor(), ctx.preprocessor()
     result = check_splits(model, loader, augmentor, preprocessor, config, ctx.data_dir)
-    with staged_dir(ctx.stage_dir("check-preprocessing")) as out:
-        atomic_write_json(out / "report.json", result.report)
-        # A check with problems is not a completed stage (see RunContext.record_fingerprint).
-        if not result.problems:
-            ctx.record_fingerprint("check-preprocessing", out)
+    with ctx.publishing("check-preprocessing") as published:
+        atomic_write_json(published.folder / "report.json", result.report)
         images, titles = sample_images(result.first_batches["train"])
-        save_image_grid(out / "samples.png", images, titles, config.input_height, config.input_width)
+        save_image_grid(published.folder / "samples.png", images, titles, config.input_height, config.input_width)
+        # A check with problems is not a completed stage (see RunContext.record_fingerprint).
+        published.complete = not result.problems
     if result.problems:
         raise StageFailed(
             f"preprocessing of run '{ctx.name}' does not fit the model built by {config.model_builder_class}: "

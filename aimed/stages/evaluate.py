@@ -11,13 +11,13 @@ import json
 import logging
 from typing import Any, Dict
 
-from aimed._io import atomic_write_json, staged_dir
+from aimed._io import atomic_write_json
 from aimed.errors import StageFailed
 from aimed.evaluation.plots import write_plots
 from aimed.evaluation.split import EvalSettings, evaluate_split
 from aimed.evaluation.summary import check_thresholds, flat_metrics
 from aimed.model_files import rebuilt_model
-from aimed.pipeline import EXPORTED_CARD, EXPORTED_MODEL, TRAIN_SUMMARY
+from aimed.pipeline import EXPORTED_CARD, EXPORTED_MODEL
 from aimed.pipeline import report_file_name
 from aimed.run import RunContext
 
@@ -39,7 +39,8 @@ def run(ctx: RunContext, split: str, gate: bool = True) -> Dict[str, Any]:
     enforce_gate = ctx.gate_enforced(gate)
     model = rebuilt_model(ctx.model_builder(), ctx.artifact(EXPORTED_MODEL))
     card = json.loads(ctx.artifact(EXPORTED_CARD).read_text())
-    with staged_dir(ctx.stage_dir("evaluate") / split) as out:
+    with ctx.publishing("evaluate", split) as published:
+        out = published.folder
         result = evaluate_split(model, ctx.data_loader(), ctx.preprocessor(), ctx.evaluator(), split,
                                 out / report_file_name(settings.report_format), settings)
         summary = result.summary
@@ -56,9 +57,10 @@ def run(ctx: RunContext, split: str, gate: bool = True) -> Dict[str, Any]:
         atomic_write_json(out / "summary.json", summary)
         write_plots(out, result, split, config.input_height, config.input_width)
         # A failed gate that is enforced leaves the stage incomplete (see RunContext.record_fingerprint).
-        if summary.get("blessed", True) or not enforce_gate:
-            ctx.record_fingerprint("evaluate", out, split)
-    _log_to_mlflow(ctx, split, summary)
+        published.complete = summary.get("blessed", True) or not enforce_gate
+        # Into the training's MLflow run, named by the export's card (export is evaluate's upstream).
+        published.mlflow_run_id = card.get("mlflow_run_id")
+        published.metrics = flat_metrics(summary, split)
     log.info("%s: %s", split, json.dumps(summary["model_metrics"]))
     gate_result = summary.get("gate")
     if gate_result and not gate_result["blessed"]:
@@ -70,14 +72,3 @@ def run(ctx: RunContext, split: str, gate: bool = True) -> Dict[str, Any]:
             raise StageFailed(message)
         log.warning("%s (not failing: the gate is off)", message)
     return summary
-
-
-def _log_to_mlflow(ctx: RunContext, split: str, summary: Dict[str, Any]) -> None:
-    """Summary metrics and the evaluation folder into the training run (replacing a rerun's values)."""
-    from aimed.tracking import run_tracker
-
-    train_summary = json.loads(ctx.artifact(TRAIN_SUMMARY).read_text())
-    tracker = run_tracker(ctx.config, ctx.project_dir)
-    tracker.attach(train_summary.get("mlflow_run_id"))
-    tracker.log_metrics(flat_metrics(summary, split))
-    tracker.log_artifacts([ctx.stage_dir("evaluate") / split], "evaluation")

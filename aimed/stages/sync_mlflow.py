@@ -11,7 +11,7 @@ from typing import Any, Dict
 
 from aimed import __version__
 from aimed.errors import StageFailed
-from aimed.pipeline import EXPORTED_CARD, EXPORTED_CONFIG, HISTORY, SAVEDMODEL
+from aimed.pipeline import EVAL_SPLITS
 from aimed.run import RunContext
 from aimed.tracking import flatten, open_state_run, run_tracker
 from aimed.training.lock import train_lock
@@ -37,11 +37,12 @@ def _sync(ctx: RunContext) -> Dict[str, Any]:
     if run_id is None:
         raise StageFailed(f"MLflow at {tracker.uri} is still unreachable; start the server and run this again.")
     tracker.log_epochs(state.history)
-    tracker.log_artifacts([ctx.artifact(HISTORY), ctx.config_path])
-    tracker.log_artifacts([ctx.artifact(EXPORTED_CARD), ctx.artifact(EXPORTED_CONFIG)])
-    tracker.log_artifacts([ctx.artifact(SAVEDMODEL)], "model")
-    for split_dir in sorted(ctx.stage_dir("evaluate").glob("*")):
-        tracker.log_artifacts(sorted(split_dir.glob("*")), f"evaluation/{split_dir.name}")
+    # What each stage's ending uploads (aimed.pipeline.MLFLOW_UPLOADS); missing outputs are skipped.
+    uploads = ctx.mlflow_uploads("train") + ctx.mlflow_uploads("export")
+    for split in EVAL_SPLITS:
+        uploads += ctx.mlflow_uploads("evaluate", split)
+    for paths, folder in uploads:
+        tracker.log_artifacts(paths, folder)
     if state.epoch >= ctx.config.epochs:
         tracker.finish()  # training never closed the run while the server was away
     if not tracker.enabled:

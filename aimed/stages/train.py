@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict
 
-from aimed._io import atomic_write_bytes, atomic_write_json, staged_dir
+from aimed._io import atomic_write_bytes, atomic_write_json
 from aimed._tensorflow import import_tensorflow
+from aimed.pipeline import BEST_MODEL, HISTORY, TRAIN_SUMMARY, file_name
 from aimed.preflight import check_run
 from aimed.run import RunContext
 from aimed.training.distribution import is_chief, make_strategy
@@ -69,12 +70,11 @@ def _publish(ctx: RunContext, trained: Trained) -> Dict[str, Any]:
         "mlflow_run_id": state.data.get("mlflow_run_id"),
         "fingerprint": state.data["fingerprint"],
     }
-    with staged_dir(ctx.stage_dir("train")) as out:
-        atomic_write_bytes(out / "history.csv", history_csv(state.history).encode())
-        atomic_write_json(out / "summary.json", summary)
-        model.save(out / "best_model.keras")
-        save_training_curves(out / "curves.png", pandas.read_csv(out / "history.csv"))
-        ctx.record_fingerprint("train", out)
-    trained.tracker.log_artifacts([ctx.stage_dir("train") / "history.csv", ctx.config_path])
+    with ctx.publishing("train", tracker=trained.tracker) as published:
+        out = published.folder
+        atomic_write_bytes(out / file_name(HISTORY), history_csv(state.history).encode())
+        atomic_write_json(out / file_name(TRAIN_SUMMARY), summary)
+        model.save(out / file_name(BEST_MODEL))
+        save_training_curves(out / "curves.png", pandas.read_csv(out / file_name(HISTORY)))
     trained.tracker.finish()
     return summary

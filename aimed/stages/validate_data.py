@@ -11,7 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 from typing import Any, Dict
 
-from aimed._io import atomic_write_json, staged_dir
+from aimed._io import atomic_write_json
 from aimed.errors import StageFailed
 from aimed.fingerprint import folder_manifest, hash_cache
 from aimed.run import RunContext
@@ -26,13 +26,13 @@ def run(ctx: RunContext) -> Dict[str, Any]:
         report = validate(ctx.data_loader(), data_dir)
         manifest = manifest_job.result()
     report["data_fingerprint"] = manifest["fingerprint"]
-    with staged_dir(ctx.stage_dir("validate-data")) as out:
-        atomic_write_json(out / "report.json", report)
-        atomic_write_json(out / "manifest.json", manifest)
+    with ctx.publishing("validate-data") as published:
+        atomic_write_json(published.folder / "report.json", report)
+        atomic_write_json(published.folder / "manifest.json", manifest)
         # Only a passing validation is a completed stage (see RunContext.record_fingerprint); a
         # failed one's report is kept for reading.
-        if report["ok"]:
-            ctx.record_fingerprint("validate-data", out, data_fingerprint=manifest["fingerprint"])
+        published.complete = report["ok"]
+        published.data_fingerprint = manifest["fingerprint"]
     if not report["ok"]:
         listed = "; ".join(report["errors"][:50])
         more = f" (and {len(report['errors']) - 50} more)" if len(report["errors"]) > 50 else ""

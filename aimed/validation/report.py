@@ -6,7 +6,7 @@ import pathlib
 from typing import Any, Dict
 
 from aimed.components import DataLoaderBase
-from aimed.data import SPLITS
+from aimed.pipeline import SPLITS
 from aimed.validation.layout import LABELS_FILE, check_layout
 from aimed.validation.reading import read_split
 
