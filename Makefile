@@ -25,7 +25,9 @@ run: install
 
 # Two pytest-xdist workers, each given whole test files (their module fixtures are built once).
 TEST_WORKERS ?= 2
+# Lint first (rules in pyproject.toml, [tool.ruff]): a lint error fails the suite at once.
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 clean:

@@ -94,9 +94,8 @@ def _fingerprint(args):
 
 
 def _why(args):
-    from aimed.provenance import why
-
     from aimed.errors import ConfigError
+    from aimed.provenance import why
 
     if (args.stage == "evaluate") != bool(args.split):
         raise ConfigError("give --split validation|test with the evaluate stage, and only with it")

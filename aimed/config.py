@@ -85,11 +85,11 @@ def _schema_defaults(schema: Mapping) -> dict:
     return defaults
 
 
-def _deep_merge(defaults: Mapping, values: Mapping) -> dict:
+def deep_merge(defaults: Mapping, values: Mapping) -> dict:
     merged = dict(defaults)
     for key, value in values.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -189,7 +189,7 @@ def load_workflow_config(project_dir: Union[str, pathlib.Path]) -> dict:
     if errors:
         problems = "; ".join(_describe_error(e, schema) for e in errors)
         raise ConfigError(f"{path}: the workflow config is invalid: {problems}. Fix these keys in {path}.")
-    return _deep_merge(_schema_defaults(schema), data)
+    return deep_merge(_schema_defaults(schema), data)
 
 
 def load_config(path: Union[str, pathlib.Path]) -> ConfigStruct:
@@ -209,5 +209,5 @@ def load_config(path: Union[str, pathlib.Path]) -> ConfigStruct:
     """
     data = read_yaml_mapping(path, "run config")
     validate_run_config(data, str(path))
-    merged = _deep_merge(_schema_defaults(run_schema()), data)
+    merged = deep_merge(_schema_defaults(run_schema()), data)
     return ConfigStruct(merged, source=str(path))

@@ -9,10 +9,10 @@ import os
 import pathlib
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
+from aimed._io import staged_dir
 from aimed.config import ConfigStruct, load_config
 from aimed.errors import ComponentError, ConfigError, StageFailed
 from aimed.loading import load_class, source_dir
-from aimed._io import staged_dir
 from aimed.pipeline import MLFLOW_UPLOADS, RUN_CONFIG, STAGES, artifact_path
 
 #: Set to 1 to report a failed quality gate without failing (as ``--no-gate``), e.g. under Snakemake.

@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import yaml
 
-from aimed.config import _deep_merge
+from aimed.config import deep_merge
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
@@ -267,7 +267,7 @@ def dataset(train: Optional[int] = None, validation: Optional[int] = None, test:
 def write_run(project: pathlib.Path, name: str, base: str = "mnist-tf", **overrides: Any) -> pathlib.Path:
     """``runs/<name>/config.yaml``: the project's ``runs/<base>/config.yaml`` with ``overrides``."""
     data = yaml.safe_load((REPO / "runs" / base / "config.yaml").read_text())
-    data = _deep_merge(data, overrides)
+    data = deep_merge(data, overrides)
     path = project / "runs" / name / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -387,7 +387,8 @@ def fit_raw(project: str, run: str, epochs: int, deterministic: bool = False, va
     clock = _epoch_clock()
     model.fit(train, steps_per_epoch=n_iter, epochs=epochs, callbacks=[clock], verbose=0, **kwargs)
     times = _diffs(clock.marks)
-    return {"epoch_times": times, "epoch_cpu": _diffs(clock.cpu), "n_train": n, "n_val": kwargs and n_val or 0, "batch_size": ctx.config.batch_size,
+    return {"epoch_times": times, "epoch_cpu": _diffs(clock.cpu), "n_train": n, "n_val": kwargs and n_val or 0,
+            "batch_size": ctx.config.batch_size,
             "deterministic": deterministic}
 
 

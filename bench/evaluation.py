@@ -129,7 +129,8 @@ def eval_speed(project: str, run: str, repeats: int) -> dict:
         for key, value in zip(times, (t_base, t_aimed, t_funcs_base, t_funcs_aimed, t_aimed_128)):
             times[key].append(value)
         print(f"  repeat {repeat + 1}: per-sample {t_base:.2f} s, aimed {t_aimed:.2f} s; "
-              f"in the functions {t_funcs_base:.2f} s vs {t_funcs_aimed:.3f} s; aimed at preprocessor batch 128 {t_aimed_128:.2f} s",
+              f"in the functions {t_funcs_base:.2f} s vs {t_funcs_aimed:.3f} s; "
+              f"aimed at preprocessor batch 128 {t_aimed_128:.2f} s",
               flush=True)
     return {"times": times, "n": n, "max_relative_difference": max_rel, "modes": modes,
             "batch_size": ctx.config.batch_size}
@@ -185,7 +186,8 @@ def run(quick: bool = False) -> dict:
                                samples_per_s=n / t["per_sample"]),
             common.measurement(f"aimed evaluate_split of {n} samples", speed["times"]["aimed"], "s",
                                ratio=common.ratio(t["aimed"], t["per_sample"]), samples_per_s=n / t["aimed"]),
-            common.measurement(f"aimed evaluate_split of {n} samples, preprocessor batch 128 instead of 32", speed["times"]["aimed_128"],
+            common.measurement(f"aimed evaluate_split of {n} samples, preprocessor batch 128 instead of 32",
+                               speed["times"]["aimed_128"],
                                "s", ratio=common.ratio(t["aimed_128"], t["per_sample"]), samples_per_s=n / t["aimed_128"]),
             common.measurement("functions only: per-sample loop (baseline)", speed["times"]["funcs_per_sample"], "s"),
             common.measurement("functions only: aimed EvalFunction (check + batched)", speed["times"]["funcs_aimed"], "s",

@@ -83,7 +83,8 @@ def run(quick: bool = False) -> dict:
         overhead = json.loads(pathlib.Path(previous).read_text()).get("benchmarks", {}).get("training_overhead")
     if overhead:
         flops = epoch_flops(overhead["setup"]["n_train"], overhead["setup"]["n_val"])
-        for key, label in (("bare", "bare Keras, tf.data example (benchmark 1)"), ("aimed", "aimed, tf.data example (benchmark 1)")):
+        for key, label in (("bare", "bare Keras, tf.data example (benchmark 1)"),
+                           ("aimed", "aimed, tf.data example (benchmark 1)")):
             t = overhead["epoch_medians"][key]
             rate = flops / t / 1e9
             fractions[label] = rate / peak

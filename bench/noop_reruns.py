@@ -21,8 +21,8 @@ config`` whenever Snakemake starts, with a 10 s timeout. On a machine with the S
 but no reachable controller that adds ~9 s to every Snakemake command, including
 ``--version``. The timed commands therefore run with a stand-in ``scontrol`` that fails at
 once (``bench/.cache/no-slurm/`` first on PATH), so the figures show the workflow, not the
-timeout; ``snakemake --version`` with the real ``scontrol`` is shown for reference. Sub-linear: the no-op time grows by less than the
-number of runs between the last two counts (exponent log(t_hi/t_lo)/log(n_hi/n_lo) < 1).
+timeout; ``snakemake --version`` with the real ``scontrol`` is shown for reference. Sub-linear:
+the no-op time grows by less than the number of runs between the last two counts (exponent log(t_hi/t_lo)/log(n_hi/n_lo) < 1).
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ def repeat(project: pathlib.Path, args: list, n: int, real_slurm: bool = False) 
 def baselines(tmp: pathlib.Path, n: int) -> dict:
     smk = tmp / "trivial-snakemake"
     smk.mkdir()
-    (smk / "Snakefile").write_text('rule all:\n    input: "a.txt"\n\nrule make:\n    output: "a.txt"\n    shell: "touch {output}"\n')
+    (smk / "Snakefile").write_text('rule all:\n    input: "a.txt"\n\n'
+                                   'rule make:\n    output: "a.txt"\n    shell: "touch {output}"\n')
     _cmd(smk, "snakemake", "--cores", "1", "--quiet")
     dvc = tmp / "trivial-dvc"
     dvc.mkdir()
@@ -189,7 +190,8 @@ def run(quick: bool = False) -> dict:
                                                    above_startup=med[n] - start_up))
         worst = max(med[n] - start_up for n in counts)
         label = "snakemake" if tool == "snakemake" else "dvc repro"
-        goals.append(common.goal(f"{label} no-op <= 3 s + the tool's start-up ({start_up:.1f} s), at {', '.join(map(str, counts))} runs",
+        at_counts = ", ".join(map(str, counts))
+        goals.append(common.goal(f"{label} no-op <= 3 s + the tool's start-up ({start_up:.1f} s), at {at_counts} runs",
                                  worst, "<=", SLACK_S,
                                  "; ".join(f"{n}: {med[n]:.1f} s" for n in counts) + f" (worst +{worst:.1f} s over start-up)"))
         lo, hi = counts[-2], counts[-1]

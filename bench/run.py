@@ -86,11 +86,12 @@ def render(results: dict, mnist_full: Optional[dict] = None) -> str:
         "| versions | " + ", ".join(f"{k} {v}" for k, v in versions.items()) + " |",
         f"| date | {machine.get('date', '?')} |",
         f"| `make bench` wall time | {(results.get('wall_s') or 0) / 60:.1f} min"
-        + (f" (of which building datasets {results.get('dataset_build_s', 0):.0f} s)" if results.get("dataset_build_s", 0) >= 1 else "")
+        + (f" (of which building datasets {results.get('dataset_build_s', 0):.0f} s)"
+           if results.get("dataset_build_s", 0) >= 1 else "")
         + " |",
         f"| load average (1/5/15 min) | start {machine.get('load_average')}, end {results.get('load_after')} |",
         "",
-        *([f"Benchmarks rerun alone (`--only`) after the full run: "
+        *(["Benchmarks rerun alone (`--only`) after the full run: "
            + ", ".join(f"{name} on {date}" for name, date in results["rerun_alone"].items())
            + "; the wall time above is the last full run's.", ""] if results.get("rerun_alone") else []),
         "The load average counts other processes that shared the 2 cores during the run; figures taken "

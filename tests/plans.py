@@ -18,11 +18,10 @@ import sys
 from typing import Counter, Dict, Iterable, Optional, Tuple
 
 import yaml
-
-from aimed.runners.dvc import FINGERPRINT_STAGE, PREPARE_DATA_STAGE, stage_name
-from aimed.pipeline import EVAL_SPLITS, REPORT_FORMATS, STAGES
-
 from conftest import run_in
+
+from aimed.pipeline import EVAL_SPLITS, REPORT_FORMATS, STAGES
+from aimed.runners.dvc import FINGERPRINT_STAGE, PREPARE_DATA_STAGE, stage_name
 
 Job = Tuple[str, Optional[str], Optional[str]]  # (rule, run, split)
 

@@ -24,11 +24,10 @@ from typing import Any, Counter, Dict, List
 
 import pytest
 import yaml
-
-from aimed.pipeline import EVAL_SPLITS, STAGES
-
 from conftest import REPO_ROOT, git, run_in, update_yaml
 from plans import Job, assert_plans, edited, jobs
+
+from aimed.pipeline import EVAL_SPLITS, STAGES
 
 ZOO = REPO_ROOT / "tests" / "zoo"
 #: Projects written for the two generations of abstractions, run after `aimed migrate` (same layout).

@@ -82,7 +82,7 @@ def _first_rows(batches: Iterable[Any], n: int) -> Iterator[EvalBatch]:
     for batch in batches:
         x, y, third = split_batch(batch)
         keep = min(rows_in(x), n - rows)
-        cut = structure_map(lambda leaf: np.asarray(leaf)[:keep], (x, y))
+        cut = structure_map(lambda leaf, keep=keep: np.asarray(leaf)[:keep], (x, y))
         yield cut[0], cut[1], None if third is None else np.asarray(third)[:keep]
         rows += keep
         if rows >= n:

@@ -28,8 +28,14 @@ from aimed.data import eval_split
 from aimed.errors import StageFailed
 from aimed.evaluation.ahead import one_ahead
 from aimed.evaluation.batches import eval_batches, rows_in
-from aimed.evaluation.classification import (ClassifiedBatch, classify, confusion_counts, is_classifier,
-                                             outputs_are_logits, softmax)
+from aimed.evaluation.classification import (
+    ClassifiedBatch,
+    classify,
+    confusion_counts,
+    is_classifier,
+    outputs_are_logits,
+    softmax,
+)
 from aimed.evaluation.funcs import eval_functions
 from aimed.evaluation.metadata import Metadata
 from aimed.evaluation.progress import Progress
@@ -103,8 +109,9 @@ def _report_batch(writer: ReportWriter, slices: Dict[str, SliceAccumulator], met
 
 def evaluate_split(model: "keras.Model", loader: DataLoaderBase, preprocessor: PreprocessorBase,
                    evaluator: EvaluatorBase, split: str, report_path: pathlib.Path,
-                   settings: EvalSettings = EvalSettings()) -> SplitResult:
-    """Write the report of one split to ``report_path`` and return its summary and plot data."""
+                   settings: Optional[EvalSettings] = None) -> SplitResult:
+    """Write the report of one split to ``report_path`` and return its summary and plot data (default settings: csv)."""
+    settings = settings or EvalSettings()
     prepared = eval_split(loader, preprocessor, split)
     n, n_iter = prepared.n, prepared.n_iter
     funcs = eval_functions(evaluator)

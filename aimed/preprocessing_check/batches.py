@@ -129,7 +129,8 @@ def check_batches(split: str, batches: Any, n: int, n_iter: int, batch_size: int
             try:
                 model.test_on_batch(x, y, sample_weight=w)
             except Exception as exc:  # Keras raises many error types for shape mismatches
-                problems.append(f"{where}: the compiled model cannot evaluate it: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+                first_line = str(exc).splitlines()[0]
+                problems.append(f"{where}: the compiled model cannot evaluate it: {type(exc).__name__}: {first_line}")
         seen.append(_batch_summary(x, y, w, numeric))
     if labels is not None:
         problem = labels.problem(split, labels_csv)

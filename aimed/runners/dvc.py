@@ -26,9 +26,20 @@ import yaml
 
 from aimed._io import atomic_write_text
 from aimed.config import read_yaml_mapping
-from aimed.pipeline import (CONFUSION_PLOT_SPLIT, EVAL_SUMMARY, HISTORY, REPORT, REPORT_FORMATS, STAGES,
-                            artifact_path, fingerprint_file, prepare_data_command, prepare_data_deps,
-                            run_report_format, stage_outputs)
+from aimed.pipeline import (
+    CONFUSION_PLOT_SPLIT,
+    EVAL_SUMMARY,
+    HISTORY,
+    REPORT,
+    REPORT_FORMATS,
+    STAGES,
+    artifact_path,
+    fingerprint_file,
+    prepare_data_command,
+    prepare_data_deps,
+    run_report_format,
+    stage_outputs,
+)
 from aimed.provenance import FINGERPRINT_FILE
 from aimed.runners import run_config_path, run_default, run_jobs
 

@@ -24,8 +24,16 @@ from snakemake.io import ancient, directory, report
 
 from aimed.config import load_config
 from aimed.errors import ConfigError
-from aimed.pipeline import (REPORT_FORMATS, STAGES, fingerprint_file, jobs, run_report_format, run_splits,
-                            stage_outputs, with_report_format)
+from aimed.pipeline import (
+    REPORT_FORMATS,
+    STAGES,
+    fingerprint_file,
+    jobs,
+    run_report_format,
+    run_splits,
+    stage_outputs,
+    with_report_format,
+)
 from aimed.provenance import fingerprint, read_recorded, write_fingerprint_files
 from aimed.runners import dvc, read_raw_run_config, run_config_path, run_default, run_jobs
 

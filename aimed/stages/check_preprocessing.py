@@ -11,9 +11,9 @@ from typing import Any, Dict
 from aimed._io import atomic_write_json
 from aimed._plots import save_image_grid
 from aimed.errors import StageFailed
+from aimed.pipeline import DATA_REPORT
 from aimed.preprocessing_check.batches import check_splits
 from aimed.preprocessing_check.samples import sample_images
-from aimed.pipeline import DATA_REPORT
 from aimed.run import RunContext
 
 

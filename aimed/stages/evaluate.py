@@ -17,8 +17,7 @@ from aimed.evaluation.plots import write_plots
 from aimed.evaluation.split import EvalSettings, evaluate_split
 from aimed.evaluation.summary import check_thresholds, flat_metrics
 from aimed.model_files import rebuilt_model
-from aimed.pipeline import EXPORTED_CARD, EXPORTED_MODEL
-from aimed.pipeline import report_file_name
+from aimed.pipeline import EXPORTED_CARD, EXPORTED_MODEL, report_file_name
 from aimed.run import RunContext
 
 log = logging.getLogger(__name__)

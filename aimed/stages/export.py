@@ -16,8 +16,17 @@ from aimed._io import atomic_write_json, atomic_write_text
 from aimed.errors import StageFailed
 from aimed.exporting import best_epoch, export_savedmodel, model_card
 from aimed.model_files import custom_objects_of, rebuilt_model
-from aimed.pipeline import (BEST_MODEL, DATA_REPORT, EXPORTED_CARD, EXPORTED_CONFIG, EXPORTED_MODEL, HISTORY,
-                            SAVEDMODEL, TRAIN_SUMMARY, file_name)
+from aimed.pipeline import (
+    BEST_MODEL,
+    DATA_REPORT,
+    EXPORTED_CARD,
+    EXPORTED_CONFIG,
+    EXPORTED_MODEL,
+    HISTORY,
+    SAVEDMODEL,
+    TRAIN_SUMMARY,
+    file_name,
+)
 from aimed.run import RunContext
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import REPO_ROOT
 
 import aimed.pipeline as pipeline
 from aimed.pipeline import REPORT, REPORT_FORMATS, STAGES, artifact_path, jobs, stage_outputs
 from aimed.runners import dvc
 from aimed.runners.snakemake import stage_output
-from conftest import REPO_ROOT
 
 RULES_DIR = REPO_ROOT / "workflow" / "rules"
 RUN = "some-run"

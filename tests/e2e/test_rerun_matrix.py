@@ -18,12 +18,24 @@ import sys
 import time
 
 import pytest
+from conftest import run_in, update_yaml
+from plans import (
+    FROM_CHECK,
+    FROM_TRAIN,
+    FROM_VALIDATE,
+    append,
+    assert_plans,
+    dvc_changed,
+    dvc_is_clean,
+    dvc_jobs,
+    dvc_plan,
+    edited,
+    jobs,
+    snakemake_plan,
+    why,
+)
 
 from aimed.runners.dvc import FINGERPRINT_STAGE
-
-from conftest import run_in, update_yaml
-from plans import (FROM_CHECK, FROM_TRAIN, FROM_VALIDATE, append, assert_plans, dvc_changed, dvc_is_clean,
-                   dvc_jobs, dvc_plan, edited, jobs, snakemake_plan, why)
 
 pytestmark = pytest.mark.slow
 

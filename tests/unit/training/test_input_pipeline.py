@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from conftest import REPO_ROOT, prepare_dataset
 
 from aimed.config import load_config
 from aimed.data import batched_split, take
 from aimed.run import RunContext
 from aimed.training.input_pipeline import EpochCache, FitSources, ReadAhead, seed_everything, tuned
-from conftest import REPO_ROOT, prepare_dataset
 
 RUNS = ("mnist-tf", "mnist-gen")
 FIRST_K = 12

@@ -16,9 +16,7 @@ import shutil
 import subprocess
 
 import pytest
-
-from zoo_harness import (MIGRATION, BuiltProjects, check_deep_edit_reruns_exactly, check_zoo_project_end_to_end,
-                         zoo_runs)
+from zoo_harness import MIGRATION, BuiltProjects, check_deep_edit_reruns_exactly, check_zoo_project_end_to_end, zoo_runs
 
 pytestmark = pytest.mark.slow
 

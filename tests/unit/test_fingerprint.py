@@ -13,12 +13,11 @@ import shutil
 
 import pytest
 import yaml
+from conftest import copy_project, prepare_dataset, update_yaml
 
 from aimed.config import load_config
 from aimed.pipeline import EVAL_SPLITS, STAGES
 from aimed.provenance import fingerprint, why, write_fingerprint_files
-
-from conftest import copy_project, prepare_dataset, update_yaml
 
 RUNS = ("mnist-tf", "mnist-gen")
 

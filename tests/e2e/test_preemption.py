@@ -19,10 +19,8 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import TRAIN_OVERRIDES, check_aimed
-from test_resume import (assert_arrays_equal, keras_weights, npz_arrays, read_state, start_train, state_folder,
-                         wait_for)
+from test_resume import assert_arrays_equal, keras_weights, npz_arrays, read_state, start_train, state_folder, wait_for
 
 pytestmark = pytest.mark.slow
 

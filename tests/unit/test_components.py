@@ -14,6 +14,7 @@ from typing import Dict
 import numpy as np
 import pytest
 import yaml
+from conftest import REPO_ROOT, deep_update, prepare_dataset
 
 import aimed
 from aimed.components import (
@@ -27,7 +28,6 @@ from aimed.components import (
 )
 from aimed.config import load_config
 from aimed.loading import load_class
-from conftest import REPO_ROOT, deep_update, prepare_dataset
 
 SIZES = {"train": 6, "validation": 5, "test": 5}
 

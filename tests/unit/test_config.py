@@ -17,13 +17,13 @@ from typing import Any, Dict, Iterable, Mapping, Optional
 
 import pytest
 import yaml
+from conftest import REPO_ROOT, deep_update
 
 from aimed.components import DataLoaderBase, PreprocessorBase
 from aimed.config import ConfigStruct, load_config
 from aimed.errors import ComponentError, ConfigError
 from aimed.loading import check_components, load_class
 
-from conftest import REPO_ROOT, deep_update
 SCHEMA_PATH = REPO_ROOT / "aimed" / "schemas" / "run.schema.yaml"
 
 #: Extra modules written into the test project's copy of src/.
@@ -265,7 +265,8 @@ def test_unknown_module(tmp_path, project):
 
 def test_unknown_module_through_check_components(tmp_path, project):
     path = write_config(tmp_path, {"evaluator_class": "evaluators.Evaluator"})
-    with pytest.raises(ComponentError, match=r"key 'evaluator_class' is 'evaluators.Evaluator', but there is no module 'evaluators'"):
+    with pytest.raises(ComponentError,
+                       match=r"key 'evaluator_class' is 'evaluators.Evaluator', but there is no module 'evaluators'"):
         check_components(load_config(path), project)
 
 
@@ -406,7 +407,7 @@ def test_config_is_read_only_and_names_missing_keys(tmp_path):
     with pytest.raises(AttributeError, match="read-only"):
         config.epochs = 3
     with pytest.raises(AttributeError, match=r"no key 'n_filter' in .*config.yaml; keys: \[.*'n_filters'"):
-        config.model_builder.n_filter
+        _ = config.model_builder.n_filter
     config.to_dict()["epochs"] = 99  # a copy
     assert config.epochs == 10
 

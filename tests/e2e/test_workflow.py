@@ -11,11 +11,10 @@ import sys
 
 import pytest
 import yaml
+from conftest import BUILT_OVERRIDES, BUILT_SIZES, REPO_ROOT, git, run_in
 
 from aimed.pipeline import EVAL_SPLITS, REPORT_FORMATS, STAGES, stage_outputs
-from conftest import BUILT_OVERRIDES, BUILT_SIZES, git, run_in
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 RULES_DIR = REPO_ROOT / "workflow" / "rules"
 SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 EXTRA_RULES = ("prepare_data",)  # rules that are not aimed stages

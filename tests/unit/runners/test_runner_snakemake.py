@@ -8,6 +8,7 @@ import types
 
 import pytest
 import yaml
+from conftest import REPO_ROOT, copy_project, prepare_dataset, update_yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.io import is_flagged
 from snakemake.persistence.file import FilePersistence
@@ -15,9 +16,15 @@ from snakemake.utils import validate
 
 from aimed.pipeline import EVAL_SPLITS, REPORT_FORMATS, STAGES, stage_outputs
 from aimed.runners import dvc
-from aimed.runners.snakemake import (SnakemakeRunner, stage_log, stage_output, stage_resources, stage_retries,
-                                     stage_shell, write_recorded_params)
-from conftest import REPO_ROOT, copy_project, prepare_dataset, update_yaml
+from aimed.runners.snakemake import (
+    SnakemakeRunner,
+    stage_log,
+    stage_output,
+    stage_resources,
+    stage_retries,
+    stage_shell,
+    write_recorded_params,
+)
 
 RUN = "mnist-tf"
 

@@ -11,7 +11,6 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import free_port
 
 pytestmark = pytest.mark.slow

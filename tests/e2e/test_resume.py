@@ -26,7 +26,6 @@ from typing import Callable, Dict, List
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import TRAIN_OVERRIDES, check_aimed, update_yaml
 
 pytestmark = pytest.mark.slow

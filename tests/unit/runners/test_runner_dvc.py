@@ -7,11 +7,11 @@ import pathlib
 
 import pytest
 import yaml
+from conftest import copy_project, update_yaml
 
 from aimed.config import load_workflow_config
 from aimed.pipeline import EVAL_SPLITS, HISTORY, STAGES, artifact_path, fingerprint_file, stage_outputs
 from aimed.runners import dvc, run_jobs
-from conftest import copy_project, update_yaml
 
 RUN = "mnist-tf"
 

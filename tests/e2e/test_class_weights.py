@@ -97,7 +97,6 @@ class ClassWeightedModelBuilder(ModelBuilder):
 
 def _train_with(train_project, run: str, class_weight, name: str):
     import pandas as pd
-
     from conftest import check_aimed
 
     overrides = {"epochs": 1, "model_builder": {"class_weight": class_weight}}

@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import check_aimed, free_port, run_aimed, update_yaml
 
 pytestmark = pytest.mark.slow

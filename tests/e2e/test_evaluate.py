@@ -25,23 +25,22 @@ import sys
 import threading
 from typing import Any, Callable, Dict, List
 
+import keras  # noqa: E402  (after aimed: TensorFlow's start-up once, for the whole module)
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import SHRUNK, copy_project, shrink_project, update_yaml
 
 from aimed import EvaluatorBase
 from aimed.cli import main as aimed_main
 from aimed.data import eval_split, take
-from aimed.errors import StageFailed, ComponentError
+from aimed.errors import ComponentError, StageFailed
 from aimed.evaluation.funcs import EvalFunction, batched, eval_functions
-from aimed.run import resolve_run
 from aimed.evaluation.plots import write_plots
 from aimed.evaluation.split import EVAL_BATCH_SIZE, EvalSettings, evaluate_split
 from aimed.evaluation.summary import safe_name
-from conftest import SHRUNK, copy_project, shrink_project, update_yaml
-
-import keras  # noqa: E402  (after aimed: TensorFlow's start-up once, for the whole module)
+from aimed.run import resolve_run
 
 RUNS = ("mnist-tf", "mnist-gen")
 BATCH_SIZE = 12

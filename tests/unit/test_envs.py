@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pathlib
-import tomllib
 
 import pytest
+import tomllib
 import yaml
-from packaging.requirements import Requirement
-
 from conftest import REPO_ROOT
+from packaging.requirements import Requirement
 
 ENVS = sorted((REPO_ROOT / "envs").glob("*.yaml"))
 

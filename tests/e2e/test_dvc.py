@@ -1,4 +1,5 @@
-"""DVC on a built project: alternating with Snakemake, training continued for more epochs, versioning (push, clone, pull, checkout), metrics, plots.
+"""DVC on a built project: alternating with Snakemake, training continued for more epochs, versioning
+(push, clone, pull, checkout), metrics, plots.
 
 The project is ``built_template`` (one full Snakemake run, committed as "run 1"); the tests run
 in order on one copy of it.
@@ -16,14 +17,13 @@ import sys
 import numpy as np
 import pytest
 import yaml
-
-from aimed.runners import dvc
-from aimed.config import load_workflow_config
-from aimed.runners.dvc import FINGERPRINT_STAGE
-from aimed.pipeline import EVAL_SPLITS
-
 from conftest import copy_project, git, run_in, update_yaml
 from plans import FROM_TRAIN, assert_plans, dvc_is_clean, dvc_jobs, jobs, snakemake_jobs, snakemake_plan
+
+from aimed.config import load_workflow_config
+from aimed.pipeline import EVAL_SPLITS
+from aimed.runners import dvc
+from aimed.runners.dvc import FINGERPRINT_STAGE
 
 pytestmark = pytest.mark.slow
 

@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-from aimed.errors import StageFailed
-from aimed.data import eval_split, split_source, take
-from aimed.run import resolve_run
-from aimed.evaluation.split import evaluate_split
 from conftest import REPO_ROOT, deep_update, prepare_dataset
+
+from aimed.data import eval_split, split_source, take
+from aimed.errors import StageFailed
+from aimed.evaluation.split import evaluate_split
+from aimed.run import resolve_run
 
 BATCH_SIZE = 8
 SIZES = {"train": 8, "validation": 19, "test": 21}  # 19 = 2*8 + 3 and 21 = 2*8 + 5

@@ -1,7 +1,6 @@
 """The user-code zoo, second half: regression and a multi-output model, custom layers, tf.data with bytes ids (Parquet report)."""
 
 import pytest
-
 from zoo_harness import test_zoo_deep_edit_reruns_exactly_its_stages, test_zoo_project_runs_end_to_end, zoo_projects  # noqa: F401
 
 pytestmark = pytest.mark.slow

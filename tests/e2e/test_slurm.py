@@ -29,7 +29,6 @@ import time
 from typing import Dict, List, Optional
 
 import pytest
-
 from conftest import REPO_ROOT, copy_project, update_yaml
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

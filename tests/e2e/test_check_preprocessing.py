@@ -14,9 +14,9 @@ import pathlib
 from typing import Any, Dict, Optional
 
 import pytest
+from conftest import SHRUNK, TRAIN_OVERRIDES
 
 from aimed import cli
-from conftest import SHRUNK, TRAIN_OVERRIDES
 
 RUNS = ("mnist-tf", "mnist-gen")
 STYLE_SUFFIX = {"mnist-tf": "TF", "mnist-gen": ""}  # PreprocessorTF (tf.data) or Preprocessor (generators)

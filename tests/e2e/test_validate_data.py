@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO_ROOT, deep_update, prepare_dataset
 
 from aimed import cli
 from aimed.errors import StageFailed
@@ -27,7 +28,6 @@ from aimed.run import resolve_run
 from aimed.stages import validate_data
 from aimed.validation import reading
 from aimed.validation.report import validate
-from conftest import REPO_ROOT, deep_update, prepare_dataset
 
 SIZES = {"train": 20, "validation": 10, "test": 10}
 RUNS = ("mnist-tf", "mnist-gen")
@@ -166,14 +166,16 @@ BROKEN = {
     "garbage JPEG in shuffled train": (
         garbage_jpeg_in_shuffled_train, ["split 'train'", "row 4 (line 5)", "image 'image_3.jpg' cannot be decoded"]),
     "label column missing": (label_column_missing, ["split 'test'", "labels.csv has no column 'label'"]),
-    "label not an int": (label_not_an_int, ["split 'test'", "row 4 (line 5)", "label 'seven' of 'image_3.jpg' is not an integer"]),
+    "label not an int": (
+        label_not_an_int, ["split 'test'", "row 4 (line 5)", "label 'seven' of 'image_3.jpg' is not an integer"]),
     "duplicate image name": (
         duplicate_image_name, ["split 'test'", "row 6 (line 7)", "image name 'image_2.jpg' duplicates row 3 (line 4)"]),
     "empty split": (empty_split, ["split 'test'", "labels.csv lists no images (empty split)"]),
     "name escaping the split": (
         name_escaping_the_split, ["split 'test'", "row 7 (line 8)", "image name '../x.jpg' points outside the split folder"]),
     "symlink escaping the split": (
-        symlink_escaping_the_split, ["split 'test'", "row 7 (line 8)", "image name 'image_6.jpg' points outside the split folder"]),
+        symlink_escaping_the_split,
+        ["split 'test'", "row 7 (line 8)", "image name 'image_6.jpg' points outside the split folder"]),
     "image of another size": (image_of_another_size, [
         "split 'test'", "x has 2 different shapes", "is data point 3",
         "row 4 (line 5): image 'image_3.jpg' is 30x30 with 1 channel(s), but the split's images are 28x28 with 1"]),

@@ -24,9 +24,9 @@ import time
 from typing import Any, Dict
 
 import pytest
+from conftest import project_env, update_yaml
 
 from aimed.pipeline import stage_outputs
-from conftest import project_env, update_yaml
 
 pytestmark = pytest.mark.slow
 

@@ -20,10 +20,10 @@ from typing import Dict, Tuple
 import pandas as pd
 import pytest
 import yaml
+from conftest import check_aimed, update_yaml
 
 from aimed.errors import StageFailed
 from aimed.exporting import best_epoch
-from conftest import check_aimed, update_yaml
 
 RUN = "mnist-tf"
 

@@ -21,7 +21,6 @@ from typing import Dict, List
 
 import pandas as pd
 import pytest
-
 from conftest import check_aimed, free_port, update_yaml
 
 RUN = "mnist-tf"

@@ -17,11 +17,11 @@ import time
 from typing import Any
 
 import pytest
+from conftest import REPO_ROOT
 
 from aimed.errors import StageFailed
 from aimed.training.lock import train_lock
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 OTHER_HOST = "other-node-17"
 
 RACE_CHILD = """

@@ -13,15 +13,15 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import tomllib
 
 import pandas as pd
 import pytest
+import tomllib
 import yaml
 from conftest import REPO_ROOT
 
-from aimed.runners import dvc
 from aimed.config import load_config, load_workflow_config
+from aimed.runners import dvc
 from aimed.workflow_files import snakefile
 
 TEMPLATE = REPO_ROOT / "template"

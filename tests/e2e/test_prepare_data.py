@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "workflow" / "scripts" / "prepare_mnist.py"
