@@ -51,9 +51,10 @@ def pytest_configure(config: pytest.Config) -> None:
 #: alone on a long file. (test_slurm.py and test_workflow.py go to different workers first:
 #: the first waits on SLURM, the second builds the shared ``built_template``.)
 LONGEST_FILES = ("test_slurm.py", "test_workflow.py", "test_zoo_a.py", "test_zoo_b.py", "test_migration.py",
-                 "test_resume.py",
+                 "test_resume.py", "test_preemption.py",
                  "test_template.py", "test_mlflow_server.py", "test_dvc.py", "test_export.py", "test_report_html.py",
-                 "test_rerun_matrix.py", "test_class_weights.py", "test_evaluate.py")
+                 "test_rerun_matrix.py", "test_class_weights.py", "test_evaluate.py", "test_bind.py",
+                 "test_lock.py")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
