@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import pathlib
 import shutil
 import socket
 import subprocess
 import sys
-from typing import Any, Callable, Dict, Iterator, Mapping
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Tuple
 
 import pytest
 import yaml
@@ -199,6 +200,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_tf_config_workers(project: pathlib.Path, run: str, count: int = 2) -> Tuple[List[subprocess.Popen], List[int]]:
+    """``count`` local ``aimed train`` processes of one multi-worker cluster on 127.0.0.1 (TF_CONFIG), and their ports.
+
+    Each process's output (stdout and stderr) is its ``.stdout`` pipe, as text.
+    """
+    ports = [free_port() for _ in range(count)]
+    workers = [f"127.0.0.1:{port}" for port in ports]
+    procs = []
+    for index in range(count):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
+                                                     "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(["aimed", "train", run], cwd=project, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    return procs, ports
 
 
 def run_aimed(project: pathlib.Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:

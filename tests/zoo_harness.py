@@ -17,14 +17,17 @@ from __future__ import annotations
 import collections
 import json
 import pathlib
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from typing import Any, Counter, Dict, List
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, git, run_in, update_yaml
+from conftest import REPO_ROOT, git, project_env, run_in, update_yaml
 from plans import Job, assert_plans, edited, jobs
 
 from aimed.pipeline import EVAL_SPLITS, STAGES
@@ -190,9 +193,53 @@ def check_deep_edit_reruns_exactly(zoo_projects: BuiltProjects, zoo_name: str) -
         assert_plans(project, expected)
 
 
+def check_sigterm_mid_epoch_resumes_bitwise(zoo_projects: BuiltProjects, zoo_name: str, tmp_path: pathlib.Path) -> None:
+    """Each run trained again from scratch, SIGTERMed after its first mid-epoch commit, resumed: the final
+    weights equal those of the uninterrupted training the build made, and the resume starts at the
+    batch after the commit. Commits every batch (``checkpoint_every: 1``), which must not change results."""
+    import numpy as np
+
+    built = zoo_projects[zoo_name]
+    project = tmp_path / zoo_name
+    shutil.copytree(built, project, symlinks=True, ignore=shutil.ignore_patterns("state", ".snakemake"))
+    for run in zoo_runs(zoo_projects.sources / zoo_name):
+        update_yaml(project / "runs" / run / "config.yaml", {"training": {"checkpoint_every": 1}})
+        state = project / "state" / run / "train" / "state.json"
+        log = project / f"{run}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(["aimed", "train", run], cwd=project, env=project_env(project), stdout=out,
+                                    stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                committed = json.loads(state.read_text())
+            except (OSError, ValueError):
+                committed = {}
+            if committed.get("batch", 0) > 0:
+                break
+            assert proc.poll() is None, f"{run}: training ended before a mid-epoch commit:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"{run}: no mid-epoch commit in 300 s"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 128 + signal.SIGTERM, log.read_text()[-3000:]
+        stopped = json.loads(state.read_text())
+        resumed = run_in(project, "aimed", "train", run, timeout=600)
+        said = re.search(r"resuming run '[^']+' at epoch (\d+) of \d+, batch (\d+)", resumed.stdout)
+        assert said and (int(said[1]), int(said[2])) == (stopped["epoch"] + 1, stopped["batch"] + 1), (
+            stopped["epoch"], stopped["batch"], resumed.stdout[-3000:])
+        final = json.loads(state.read_text())["weights"]
+        with np.load(state.parent / final) as got, np.load(built / "state" / run / "train" / final) as want:
+            different = [k for k in want.files if not np.array_equal(got[k], want[k])]
+        assert not different, f"{zoo_name}/{run}: arrays {different} of {final} differ from the uninterrupted training"
+
+
 def test_zoo_project_runs_end_to_end(zoo_projects, zoo_name):
     check_zoo_project_end_to_end(zoo_projects, zoo_name)
 
 
 def test_zoo_deep_edit_reruns_exactly_its_stages(zoo_projects, zoo_name):
     check_deep_edit_reruns_exactly(zoo_projects, zoo_name)
+
+
+def test_zoo_sigterm_mid_epoch_resumes_bitwise(zoo_projects, zoo_name, tmp_path):
+    check_sigterm_mid_epoch_resumes_bitwise(zoo_projects, zoo_name, tmp_path)

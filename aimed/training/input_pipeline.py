@@ -6,7 +6,8 @@
   number of batches the fit takes, so the thread always ends.
 - The epochs of one ``fit`` call come from :class:`FitSources`, each epoch built after seeding
   with ``seed + epoch``, so a resumed run sees the same batches; a tf.data epoch starts while
-  the one before it is read (:func:`_overlapped`).
+  the one before it is read (:func:`_overlapped`), unless the pipeline runs stateful random ops,
+  whose draws two overlapping epochs would share in an order set by thread timing.
 - ``cache: memory|disk`` keeps a split's batches after the first epoch, but only for sources
   whose order cannot change between epochs: a ``tf.data`` graph with no shuffle or random op,
   or any validation source (the tutorial's loaders never shuffle it). Caching a shuffled source
@@ -69,12 +70,27 @@ class ReadAhead:
 
 def changes_between_epochs(dataset: Any) -> bool:
     """Whether a tf.data graph shuffles or draws random numbers, so that epochs can differ."""
+    return any(marker in op for op in _graph_ops(dataset) for marker in _ORDER_CHANGING_OPS)
+
+
+def _graph_ops(dataset: Any) -> List[str]:
+    """The op names of a tf.data graph, its functions' (map, filter, ...) included."""
     from tensorflow.core.framework import graph_pb2
 
     graph = graph_pb2.GraphDef()
     graph.ParseFromString(dataset._as_serialized_graph().numpy())
-    ops = [node.op for node in graph.node] + [n.op for f in graph.library.function for n in f.node_def]
-    return any(marker in op for op in ops for marker in _ORDER_CHANGING_OPS)
+    return [node.op for node in graph.node] + [n.op for f in graph.library.function for n in f.node_def]
+
+
+def draws_stateful_randomness(dataset: Any) -> bool:
+    """Whether a tf.data graph runs a stateful random op (``tf.random.uniform``, ``tf.image.random_flip_*``, ...).
+
+    Such an op draws from a generator state that the pipelines of two epochs read at the same
+    time would share in an order set by thread timing; stateless ops (``tf.random.stateless_*``,
+    ``tf.image.stateless_random_*``) and the dataset ops (``shuffle``) carry their own seeds.
+    """
+    return any("Random" in op and not op.startswith("Stateless") and not op.endswith("Dataset")
+               for op in _graph_ops(dataset))
 
 
 def tuned(batches: Any, n_iter: int, deterministic: bool) -> Any:
@@ -252,11 +268,14 @@ class FitSources:
         # Per split: one replayable dataset (cached), a tf.data pipeline per epoch, or None (a generator).
         self._cached: Dict[str, Any] = {}
         self._segments: Dict[str, List[Any]] = {}
+        # Epochs overlap (see _overlapped) unless their pipelines would share a random generator state.
+        self._overlap: Dict[str, bool] = {}
         generator_splits = []
         for split, (raw, n_iter) in probes.items():
             if caches[split].cacheable(raw):
                 self._cached[split] = caches[split].fill(raw, n_iter)
             elif is_tf_dataset(raw):
+                self._overlap[split] = len(epochs) > 1 and not draws_stateful_randomness(raw)
                 self._segments[split] = [raw.take(n_iter)]
                 for epoch in epochs[1:]:
                     seed_everything(seed + epoch)
@@ -279,7 +298,8 @@ class FitSources:
             return tuned(cached.repeat() if len(epochs) > 1 else cached.skip(skip), n_iter, self._deterministic)
         if split in self._segments:
             first = epochs.start - self._epochs.start
-            joined = _overlapped(self._segments[split][first:first + len(epochs)], n_iter)
+            segments = self._segments[split][first:first + len(epochs)]
+            joined = _overlapped(segments, n_iter) if self._overlap[split] else _joined(segments)
             return tuned(joined.skip(skip), n_iter, self._deterministic)
         batches = _generator_epochs(self._build, split, epochs, n_iter, self._seed, self._turnstile, skip)
         return tuned(batches, n_iter * len(epochs) - skip, self._deterministic)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
 import re
 import shutil
@@ -11,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import free_port
+from conftest import start_tf_config_workers
 
 pytestmark = pytest.mark.slow
 
@@ -58,14 +56,7 @@ def test_two_loopback_workers_listen_only_on_loopback(train_project):
     not listen or train, or a socket on another address); it passes once TensorFlow binds the host.
     """
     project = train_project({"epochs": 1, "distribution": {"strategy": "multi_worker"}})
-    ports = [free_port() for _ in range(2)]
-    workers = [f"127.0.0.1:{port}" for port in ports]
-    procs = []
-    for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
-                                                     "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen(["aimed", "train", RUN], cwd=project, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+    procs, ports = start_tf_config_workers(project, RUN)
     seen: set[tuple[str, int]] = set()
     try:
         # Poll while both workers live: the servers start within seconds and stay up until exit.

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import check_aimed, free_port, run_aimed, update_yaml
+from conftest import check_aimed, run_aimed, start_tf_config_workers, update_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -204,13 +204,7 @@ def test_multi_worker_strategy_from_tf_config_trains_on_two_workers(train_projec
     """Two local `aimed train` processes described by TF_CONFIG (the SLURM resolver is tested in test_slurm.py)."""
     epochs = 2
     project = train_project({"epochs": epochs, "distribution": {"strategy": "multi_worker"}})
-    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-    procs = []
-    for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
-                                                     "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen(["aimed", "train", RUN], cwd=project, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+    procs, _ = start_tf_config_workers(project, RUN)
     logs = [proc.communicate(timeout=300)[0] for proc in procs]
     for proc, log in zip(procs, logs):
         assert proc.returncode == 0, log[-5000:]

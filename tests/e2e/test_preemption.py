@@ -20,7 +20,7 @@ import time
 
 import pytest
 from conftest import TRAIN_OVERRIDES, check_aimed
-from test_resume import assert_arrays_equal, keras_weights, npz_arrays, read_state, start_train, state_folder, wait_for
+from test_resume import assert_arrays_equal, assert_same_training, npz_arrays, read_state, start_train, state_folder, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -83,14 +83,7 @@ def test_sigterm_at_random_batches_commits_and_resume_is_bitwise_identical(train
                                                        log.read_text())]
     assert resumed == [(e + 1, b + 1) for e, b in stops], (resumed, stops)
     assert log.read_text()[offset:].count("resuming run") == 1
-
-    final = f"epoch-{EPOCHS:05d}.npz"
-    assert_arrays_equal(npz_arrays(state_folder(project, run) / final),
-                        npz_arrays(state_folder(reference, run) / final), f"state/{run}/train/{final}")
-    model = pathlib.Path("results", run, "train", "best_model.keras")
-    assert_arrays_equal(keras_weights(project / model), keras_weights(reference / model), str(model))
-    history = pathlib.Path("results", run, "train", "history.csv")
-    assert (project / history).read_text() == (reference / history).read_text()
+    assert_same_training(project, reference, run)
 
 
 def _flip_a_byte(path: pathlib.Path) -> None:

@@ -82,6 +82,17 @@ def assert_arrays_equal(got: Dict[str, np.ndarray], want: Dict[str, np.ndarray],
     assert not different, f"{what}: arrays {different} differ from the uninterrupted run"
 
 
+def assert_same_training(project: pathlib.Path, reference: pathlib.Path, run: str) -> None:
+    """The final checkpoint (every array), ``best_model.keras`` and ``history.csv`` equal the reference run's."""
+    final = f"epoch-{EPOCHS:05d}.npz"
+    assert_arrays_equal(npz_arrays(state_folder(project, run) / final),
+                        npz_arrays(state_folder(reference, run) / final), f"state/{run}/train/{final}")
+    model = pathlib.Path("results", run, "train", "best_model.keras")
+    assert_arrays_equal(keras_weights(project / model), keras_weights(reference / model), str(model))
+    history = pathlib.Path("results", run, "train", "history.csv")
+    assert (project / history).read_text() == (reference / history).read_text()
+
+
 def tensorboard_steps(folder: pathlib.Path) -> Dict[str, List[int]]:
     """``{"<side>/<tag>": [steps in file order]}`` of every event file under ``folder``."""
     from tensorboard.compat.proto import event_pb2
@@ -197,13 +208,9 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(train_projec
         print(f"{run}: SIGKILL {report}")
     check_aimed(project, "train", run)
 
+    assert_same_training(project, reference, run)
     final = f"epoch-{EPOCHS:05d}.npz"
-    assert_arrays_equal(npz_arrays(state_folder(project, run) / final),
-                        npz_arrays(state_folder(reference, run) / final), f"state/{run}/train/{final}")
     model = pathlib.Path("results", run, "train", "best_model.keras")
-    assert_arrays_equal(keras_weights(project / model), keras_weights(reference / model), str(model))
-    history = pathlib.Path("results", run, "train", "history.csv")
-    assert (project / history).read_text() == (reference / history).read_text()
     print(f"{run}: all {len(npz_arrays(state_folder(project, run) / final))} checkpoint arrays and "
           f"{len(keras_weights(project / model))} best_model.keras arrays equal the uninterrupted run")
 

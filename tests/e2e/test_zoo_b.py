@@ -1,7 +1,12 @@
 """The user-code zoo, second half: regression and a multi-output model, custom layers, tf.data with bytes ids (Parquet report)."""
 
 import pytest
-from zoo_harness import test_zoo_deep_edit_reruns_exactly_its_stages, test_zoo_project_runs_end_to_end, zoo_projects  # noqa: F401
+from zoo_harness import (  # noqa: F401
+    test_zoo_deep_edit_reruns_exactly_its_stages,
+    test_zoo_project_runs_end_to_end,
+    test_zoo_sigterm_mid_epoch_resumes_bitwise,
+    zoo_projects,
+)
 
 pytestmark = pytest.mark.slow
 
