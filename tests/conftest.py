@@ -59,9 +59,15 @@ LONGEST_FILES = ("test_slurm.py", "test_workflow.py", "test_zoo_a.py", "test_zoo
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """The zoo tests (tests/zoo_harness.py) run for the projects their module names in ``PROJECTS``."""
+    """The zoo tests (tests/zoo_harness.py) run for the projects their module names in ``PROJECTS``.
+
+    The stop-and-resume check, whose two trainings per run cost most, runs for those of
+    ``PREEMPTED_PROJECTS``: one project of each training style not covered by the examples.
+    """
     if "zoo_name" in metafunc.fixturenames:
         metafunc.parametrize("zoo_name", getattr(metafunc.module, "PROJECTS", ()))
+    if "preempted_zoo_name" in metafunc.fixturenames:
+        metafunc.parametrize("preempted_zoo_name", getattr(metafunc.module, "PREEMPTED_PROJECTS", ()))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:

@@ -241,5 +241,5 @@ def test_zoo_deep_edit_reruns_exactly_its_stages(zoo_projects, zoo_name):
     check_deep_edit_reruns_exactly(zoo_projects, zoo_name)
 
 
-def test_zoo_sigterm_mid_epoch_resumes_bitwise(zoo_projects, zoo_name, tmp_path):
-    check_sigterm_mid_epoch_resumes_bitwise(zoo_projects, zoo_name, tmp_path)
+def test_zoo_sigterm_mid_epoch_resumes_bitwise(zoo_projects, preempted_zoo_name, tmp_path):
+    check_sigterm_mid_epoch_resumes_bitwise(zoo_projects, preempted_zoo_name, tmp_path)

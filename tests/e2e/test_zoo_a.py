@@ -11,3 +11,5 @@ from zoo_harness import (  # noqa: F401
 pytestmark = pytest.mark.slow
 
 PROJECTS = ("package_style", "classifier", "segmentation")
+#: Generators with class weights, an augmentor and callbacks; per-pixel weights.
+PREEMPTED_PROJECTS = ("classifier", "segmentation")
