@@ -9,7 +9,7 @@ from typing import Any, Deque, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from aimed.components import PreprocessorBase
+from aimed.components import AugmentorBase, DataLoaderBase, PreprocessorBase
 from aimed.errors import StageFailed
 
 
@@ -106,7 +106,7 @@ def decode_ids(ids: Any) -> List[str]:
 UNIT_WEIGHT = 1.0
 
 
-def split_source(loader: Any, split: str) -> Tuple[Any, int]:
+def split_source(loader: DataLoaderBase, split: str) -> Tuple[Any, int]:
     """``(source, n)`` of one split, straight from the DataLoader."""
     create = {
         "train": loader.create_training_generator,
@@ -117,7 +117,8 @@ def split_source(loader: Any, split: str) -> Tuple[Any, int]:
     return source, int(n)
 
 
-def batched_split(loader: Any, augmentor: Any, preprocessor: Any, split: str) -> Tuple[Any, int, int]:
+def batched_split(loader: DataLoaderBase, augmentor: Optional[AugmentorBase], preprocessor: PreprocessorBase,
+                  split: str) -> Tuple[Any, int, int]:
     """``(batches, n, n_iter)`` of the training or validation split through augmentation and preprocessing.
 
     ``augmentor``: ``None`` leaves the split unaugmented (see :func:`augmentor_for`).
@@ -135,7 +136,7 @@ def batched_split(loader: Any, augmentor: Any, preprocessor: Any, split: str) ->
     return batches, n, int(n_iter)
 
 
-def augmentor_for(config: Any, augmentor: Any, split: str) -> Any:
+def augmentor_for(config: Any, augmentor: Optional[AugmentorBase], split: str) -> Optional[AugmentorBase]:
     """The augmentor if the run augments ``split`` (``do_train_augmentation``, ``do_validation_augmentation``), else None."""
     switch = "do_train_augmentation" if split == "train" else "do_validation_augmentation"
     return augmentor if config.get(switch, True) else None
@@ -235,7 +236,7 @@ def _ids_set_aside(source: Any, ids: SplitIds) -> Iterator[Tuple[Any, Any, float
         yield x, y, np.float32(UNIT_WEIGHT)
 
 
-def eval_split(loader: Any, preprocessor: Any, split: str) -> EvalSplit:
+def eval_split(loader: DataLoaderBase, preprocessor: PreprocessorBase, split: str) -> EvalSplit:
     """The validation or test split through the preprocessor, unaugmented, with its ids set aside.
 
     The test split's ids leave its points before the user's preprocessing (any batchify that
@@ -270,7 +271,7 @@ def eval_split(loader: Any, preprocessor: Any, split: str) -> EvalSplit:
     return EvalSplit(batches, n, int(n_iter), ids, weighted=split != "test")
 
 
-def _preprocessed(preprocessor: Any, source: Any, n: int, split: str) -> Tuple[Any, int]:
+def _preprocessed(preprocessor: PreprocessorBase, source: Any, n: int, split: str) -> Tuple[Any, int]:
     if split == "test" and type(preprocessor).add_preprocess is PreprocessorBase.add_preprocess:
         # As both abstractions generations read it: image and label preprocessing, then batchify; a
         # weight preprocessor written for training weights never sees the test split.
@@ -279,7 +280,7 @@ def _preprocessed(preprocessor: Any, source: Any, n: int, split: str) -> Tuple[A
     return preprocessor.add_preprocess(source, n)
 
 
-def _ids_through_preprocessing(source: Any, preprocessor: Any, n: int) -> Optional[EvalSplit]:
+def _ids_through_preprocessing(source: Any, preprocessor: PreprocessorBase, n: int) -> Optional[EvalSplit]:
     """The test split with its tf.data ids left in place, if the preprocessing passes them through unchanged.
 
     Most tf.data pipelines map ``(x, y, third) -> (f(x), y, third)``: then the ids come out of

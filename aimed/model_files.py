@@ -17,10 +17,11 @@ import sys
 import zipfile
 from typing import Any, Dict, List
 
+from aimed.components import ModelBuilderBase
 from aimed.errors import StageFailed
 
 
-def rebuilt_model(builder: Any, weights: pathlib.Path) -> Any:
+def rebuilt_model(builder: ModelBuilderBase, weights: pathlib.Path) -> Any:
     """``builder.get_compiled_model()`` with the weights of the ``.keras`` file ``weights`` loaded into it."""
     model = builder.get_compiled_model()
     if getattr(model, "optimizer", None) is not None:

@@ -10,6 +10,7 @@ import pathlib
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from aimed._io import staged_dir
+from aimed.components import AugmentorBase, DataLoaderBase, EvaluatorBase, ModelBuilderBase, PreprocessorBase
 from aimed.config import ConfigStruct, load_config
 from aimed.errors import ComponentError, ConfigError, StageFailed
 from aimed.loading import load_class, source_dir
@@ -172,19 +173,19 @@ class RunContext:
                 f"parameters in _load_params(config)."
             ) from exc
 
-    def data_loader(self) -> Any:
+    def data_loader(self) -> DataLoaderBase:
         return self._build("data_loader_class", self.component_config, self.data_dir)
 
-    def augmentor(self) -> Optional[Any]:
+    def augmentor(self) -> Optional[AugmentorBase]:
         return self._build("augmentor_class", self.component_config)
 
-    def preprocessor(self) -> Any:
+    def preprocessor(self) -> PreprocessorBase:
         return self._build("preprocessor_class", self.component_config)
 
-    def model_builder(self) -> Any:
+    def model_builder(self) -> ModelBuilderBase:
         return self._build("model_builder_class", self.component_config)
 
-    def evaluator(self) -> Any:
+    def evaluator(self) -> EvaluatorBase:
         return self._build("evaluator_class", self.component_config)
 
 

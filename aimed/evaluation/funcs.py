@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
+from aimed.components import EvaluatorBase
 from aimed.errors import ComponentError
 from aimed.evaluation.batches import row_of, rows_in
 
@@ -123,7 +124,7 @@ def _named(entry: Any) -> Tuple[str, Callable]:
     return getattr(entry, "__name__", None) or type(entry).__name__, entry
 
 
-def eval_functions(evaluator: Any) -> Dict[str, EvalFunction]:
+def eval_functions(evaluator: EvaluatorBase) -> Dict[str, EvalFunction]:
     """The evaluator's functions by report column: ``get_eval_funcs()`` as a ``{name: f}`` dict, or a list."""
     funcs = evaluator.get_eval_funcs()
     where = f"{type(evaluator).__name__}.get_eval_funcs()"
