@@ -224,3 +224,25 @@ def test_epochs_of_a_pipeline_with_stateful_random_ops_do_not_depend_on_where_a_
         np.testing.assert_array_equal(got, want)
     for got, want in zip(resumed, joined[2:5]):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("mode", ["memory", "disk"])
+def test_a_cached_training_source_resumed_inside_an_epoch_yields_the_batches_after_the_commit(mode, tmp_path):
+    """A training source that never changes order is cached (``cache:``); a fit resumed at batch 2 of
+    epoch 1 reads the cached epoch from batch 2 on, exactly as the uninterrupted fit read it."""
+    import tensorflow as tf
+
+    def build(split: str):
+        images = np.arange(40 * 4, dtype=np.float32).reshape(40, 4)
+        return tf.data.Dataset.from_tensor_slices((images, np.arange(40))).batch(8), 5
+
+    def sources(epochs: range, start_batch: int = 0) -> FitSources:
+        caches = {split: EpochCache(mode, tmp_path / f"{epochs.start}-{start_batch}", split, True)
+                  for split in ("train", "validation")}
+        return FitSources(build, epochs, 7, caches, True, start_batch)
+
+    joined = [batch[0].numpy() for batch in sources(range(0, 2)).train.take(10)]
+    resumed = [batch[0].numpy() for batch in sources(range(1, 2), start_batch=2).train]
+    assert len(resumed) == 3
+    for got, want in zip(resumed, joined[7:]):
+        np.testing.assert_array_equal(got, want)
