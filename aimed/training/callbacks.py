@@ -101,13 +101,14 @@ def mid_epoch_commits(commit: Callable[[int, int], None], requests: StopRequests
             self._committed = first_batch
             self._committed_at = time.monotonic()
             self._epoch = 0
+            self._first_epoch = True
 
         def on_epoch_begin(self, epoch, logs=None):
             self._epoch = epoch
-            if self._metric_values is not None:
-                for variable, value in zip(self.model.metrics_variables, self._metric_values):
+            if self._first_epoch:  # the fit's first epoch starts at first_batch, with its committed metrics
+                self._first_epoch = False
+                for variable, value in zip(self.model.metrics_variables, self._metric_values or ()):
                     variable.assign(value)
-                self._metric_values = None
             else:
                 self._offset = self._committed = 0
             self._committed_at = time.monotonic()
