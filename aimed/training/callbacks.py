@@ -81,11 +81,11 @@ def epoch_committer(end_epoch: Callable[[Dict[str, float]], None]) -> Any:
     return CommitEpoch()
 
 
-def mid_epoch_commits(commit: Callable[[int, int], None], requests: StopRequests, every_batches: Optional[int],
+def mid_epoch_commits(commit: Callable[[int, int], bool], requests: StopRequests, every_batches: Optional[int],
                       every_seconds: Optional[float], first_batch: int, metric_values: Optional[List[Any]]) -> Any:
     """The callback committing inside epochs: every ``every_batches`` batches or ``every_seconds``, and on a stop.
 
-    ``commit(epoch, batches_done)`` writes the state. It runs in ``on_train_batch_begin``, which
+    ``commit(epoch, batches_done)`` writes the state and says whether it did. It runs in ``on_train_batch_begin``, which
     Keras always calls synchronously, where the variables hold exactly the batches before it; so
     Keras still dispatches batch ends to its thread pool. ``first_batch`` is where a fit resumed
     from a mid-epoch commit starts its first epoch; ``metric_values`` (the committed running
@@ -118,10 +118,9 @@ def mid_epoch_commits(commit: Callable[[int, int], None], requests: StopRequests
             due = (requests.signum is not None
                    or (every_batches is not None and done - self._committed >= every_batches)
                    or (every_seconds is not None and time.monotonic() - self._committed_at >= every_seconds))
-            if due and done > self._committed:
-                commit(self._epoch, done)
+            if due and done > self._committed and commit(self._epoch, done):
                 self._committed, self._committed_at = done, time.monotonic()
             requests.raise_if_requested(f"at epoch {self._epoch + 1}, batch {done + 1}, after committing "
-                                        f"{done} batch(es) of that epoch")
+                                        f"{self._committed} batch(es) of that epoch")
 
     return MidEpochCommits()

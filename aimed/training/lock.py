@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from aimed._io import atomic_write_json
 from aimed.errors import StageFailed
 
 #: Seconds a holder that stopped renewing (killed, preempted, its host down) keeps the lock.
@@ -169,9 +170,7 @@ class Lease:
                     return
                 now = time.time()
                 self.record.update(renewed=now, expires=now + self.lease)
-                tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}.tmp")
-                tmp.write_text(json.dumps(self.record))
-                os.replace(tmp, self.path)
+                atomic_write_json(self.path, self.record)
             except OSError:
                 pass  # A transient file-system error: the lease leaves three more beats to retry.
             finally:

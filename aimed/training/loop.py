@@ -167,13 +167,15 @@ def train(ctx: RunContext, strategy: Any, lease: Optional[Lease], requests: Stop
         if verbose == 2:
             print(f"epoch {state.epoch}/{config.epochs}: " + ", ".join(f"{k}={v:.5g}" for k, v in logs.items()), flush=True)
 
-    def commit_batches(epoch: int, done: int) -> None:
+    def commit_batches(epoch: int, done: int) -> bool:
         if chief:
             lease.check()
         # An unfinished epoch whose running loss is not finite is left to the NaN guard, uncommitted.
-        if all(np.isfinite(v.numpy()).all() for v in model.metrics_variables):
-            state.commit_batch(model, done)
-            log.info("committed epoch %d, batch %d", epoch + 1, done)
+        if not all(np.isfinite(v.numpy()).all() for v in model.metrics_variables):
+            return False
+        state.commit_batch(model, done)
+        log.info("committed epoch %d, batch %d", epoch + 1, done)
+        return True
 
     multi_worker = config.distribution.strategy == "multi_worker"
     every_batches, every_seconds = checkpoint_interval(config.training.checkpoint_every)

@@ -29,7 +29,7 @@ def _fit(callback, batches: int = 5, epochs: int = 1) -> None:
 ])
 def test_commits_fall_on_batch_boundaries_by_count_or_clock(every_batches, every_seconds, expected):
     commits = []
-    callback = mid_epoch_commits(lambda epoch, done: commits.append((epoch, done)), StopRequests("r"),
+    callback = mid_epoch_commits(lambda epoch, done: commits.append((epoch, done)) or True, StopRequests("r"),
                                  every_batches, every_seconds, first_batch=0, metric_values=None)
     _fit(callback, epochs=2)
     assert commits == expected
@@ -41,6 +41,7 @@ def test_a_resumed_epoch_counts_from_its_first_batch_and_gets_its_running_metric
 
     def commit(epoch, done):
         commits.append((epoch, done))
+        return True
 
     callback = mid_epoch_commits(commit, StopRequests("r"), 1, None, first_batch=3, metric_values=values)
     original = callback.on_epoch_begin
@@ -59,9 +60,25 @@ def test_a_pending_stop_commits_then_raises_at_the_next_batch():
     commits = []
     with StopRequests("r") as requests:
         requests.signum = signal.SIGTERM  # as the handler records it inside deferred()
-        callback = mid_epoch_commits(lambda e, d: commits.append((e, d)), requests, None, None, first_batch=2,
+        callback = mid_epoch_commits(lambda e, d: commits.append((e, d)) or True, requests, None, None, first_batch=2,
                                      metric_values=None)
         with pytest.raises(Preempted, match=r"stopped on SIGTERM at epoch 1, batch 3, after committing 2") as info:
             _fit(callback)
     assert info.value.exit_code == 143
     assert commits == []  # nothing trained since the commit it resumed from
+
+
+def test_a_commit_that_did_not_happen_is_not_reported_as_one():
+    """A commit declined (a running loss that is not finite) is retried, and a stop names the last real one."""
+    tried = []
+    with StopRequests("r") as requests:
+        def commit(epoch, done):
+            tried.append(done)
+            requests.signum = signal.SIGTERM  # the stop arrives while this commit is declined
+            return False
+
+        callback = mid_epoch_commits(commit, requests, 1, None, first_batch=0, metric_values=None)
+        with pytest.raises(Preempted, match=r"at epoch 1, batch 2, after committing 0 batch"):
+            _fit(callback)
+    assert tried == [1]
+
