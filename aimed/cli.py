@@ -16,7 +16,7 @@ import sys
 import traceback
 from typing import Callable, List, Optional
 
-from aimed.errors import AimedError
+from aimed.errors import AimedError, Preempted
 from aimed.pipeline import EVAL_SPLITS, STAGES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -213,6 +213,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"aimed {args.command}: error: {exc}", file=sys.stderr)
+        if isinstance(exc, Preempted):
+            # The state is committed, the lock released and MLflow told; leave without tearing down
+            # TensorFlow. Destroying a tf.data iterator stopped mid-epoch can block for ever: a Python
+            # generator inside tf.data (from_generator) waits for the GIL that the destructor holds.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            logging.shutdown()
+            os._exit(exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"aimed {args.command}: interrupted", file=sys.stderr)

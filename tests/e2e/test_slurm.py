@@ -369,6 +369,10 @@ def test_requeue_after_a_kill_on_another_node_takes_its_own_lock_and_resumes_bit
 
     requeued_at = time.time()
     subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=30)
+    for _ in range(300):  # the controller moves the failed job back to the queue in its own time
+        if _job(job_id).get("JobState") not in ("FAILED", "COMPLETING"):
+            break
+        time.sleep(0.1)
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
     deadline = time.monotonic() + 300
     while _job(job_id).get("JobState") != "COMPLETED":
