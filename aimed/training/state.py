@@ -84,7 +84,9 @@ class TrainState:
             )
         if path.is_file():
             self.data = _read_state(path)
-            for name in {self.data.get("weights"), self.data.get("best_weights")} - {None}:
+            # The writer (the chief) checks the files; a non-chief worker reads them while the chief
+            # may be moving a stale state aside, and trusts the chief's check.
+            for name in {self.data.get("weights"), self.data.get("best_weights")} - {None} if writable else ():
                 _verify(folder / name, self.data.get("hashes", {}).get(name))
         if from_previous and writable:
             atomic_write_json(folder / STATE_FILE, self.data)
