@@ -6,7 +6,7 @@ import math
 import pathlib
 import re
 import subprocess
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from aimed.errors import StageFailed
 
@@ -38,16 +38,38 @@ def _input_name(model: Any) -> str:
     return DEFAULT_INPUT_NAME if re.fullmatch(r"keras_tensor(_\d+)?|input(_layer)?(_\d+)?", name) else name
 
 
-def export_savedmodel(model: Any, folder: pathlib.Path) -> Dict[str, Any]:
-    """Write a SavedModel whose ``serving_default`` takes one named input and returns ``output_0``."""
+def _serving_input_signature(model: Any) -> List[Any]:
+    """The serving function's arguments: one named spec per model input, in the model's own input structure.
+
+    A lone input with a Keras default name is called ``inputs``; a dict input's specs are named by
+    their keys, the names a caller uses; a list input's by the input layers' names.
+    """
     import tensorflow as tf
 
-    spec = model.inputs[0]
-    name = _input_name(model)
-    model.export(str(folder), format="tf_saved_model", verbose=False,
-                 input_signature=[tf.TensorSpec(spec.shape, spec.dtype, name=name)])
-    return {"input": {"name": name, "shape": list(spec.shape), "dtype": str(spec.dtype)},
-            "output": {"name": "output_0", "shape": list(model.outputs[0].shape)}}
+    structure = model.input
+    if isinstance(structure, dict):
+        return [{key: tf.TensorSpec(t.shape, t.dtype, name=key) for key, t in structure.items()}]
+    if isinstance(structure, (list, tuple)):
+        return [[tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in structure]]
+    return [tf.TensorSpec(structure.shape, structure.dtype, name=_input_name(model))]
+
+
+def export_savedmodel(model: Any, folder: pathlib.Path) -> Dict[str, Any]:
+    """Write a SavedModel with a ``serving_default`` signature; return that signature as the written file has it.
+
+    The signature is read back from the SavedModel, since TensorFlow names the outputs (``output_0``,
+    ``output_1``, ... for a tensor or a list, the keys for a dict): ``{"inputs": {name: {"shape",
+    "dtype"}}, "outputs": {...}}``, what a server calls and gets back.
+    """
+    import tensorflow as tf
+
+    model.export(str(folder), format="tf_saved_model", verbose=False, input_signature=_serving_input_signature(model))
+    serving = tf.saved_model.load(str(folder)).signatures["serving_default"]
+
+    def described(specs: Dict[str, Any]) -> Dict[str, Any]:
+        return {name: {"shape": spec.shape.as_list(), "dtype": spec.dtype.name} for name, spec in sorted(specs.items())}
+
+    return {"inputs": described(serving.structured_input_signature[1]), "outputs": described(serving.structured_outputs)}
 
 
 def git_commit(folder: pathlib.Path) -> Optional[str]:

@@ -152,15 +152,25 @@ def check_zoo_project_end_to_end(zoo_projects: BuiltProjects, zoo_name: str) -> 
 
 
 def _serves_without_user_code(savedmodel: pathlib.Path, card: Dict[str, Any], project: pathlib.Path) -> None:
-    """The SavedModel answers its serving signature in a process that has neither src/ nor aimed."""
-    signature = card["signature"]["input"]
-    shape = [2 if d is None else d for d in signature["shape"]]
+    """The SavedModel answers its serving signature, as the model card describes it, in a process that
+    has neither src/ nor aimed: every input the card names, every output it names, of the shapes it gives."""
+    signature = card["signature"]
+
+    def batch_of_two(shape: List[Any]) -> List[int]:
+        return [2 if d is None else d for d in shape]
+
+    inputs = {name: (batch_of_two(spec["shape"]), spec["dtype"]) for name, spec in signature["inputs"].items()}
+    outputs = {name: [2] + spec["shape"][1:] for name, spec in signature["outputs"].items()}
     code = (
         "import numpy as np, tensorflow as tf\n"
         f"model = tf.saved_model.load({str(savedmodel)!r})\n"
         "serve = model.signatures['serving_default']\n"
-        f"out = serve(**{{{signature['name']!r}: tf.zeros({shape!r}, {signature['dtype']!r})}})\n"
-        "assert all(int(v.shape[0]) == 2 for v in out.values()), {k: v.shape for k, v in out.items()}\n"
+        f"out = serve(**{{name: tf.zeros(shape, dtype) for name, (shape, dtype) in {inputs!r}.items()}})\n"
+        f"want = {outputs!r}\n"
+        "got = {name: [int(d) for d in v.shape] for name, v in out.items()}\n"
+        "assert sorted(got) == sorted(want), (got, want)\n"
+        "fits = lambda w, g: len(w) == len(g) and all(d is None or d == e for d, e in zip(w, g))\n"
+        "assert all(fits(w, got[k]) for k, w in want.items()), (got, want)\n"
     )
     proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=project.parent, capture_output=True, text=True,
                           timeout=180)

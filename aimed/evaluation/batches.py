@@ -19,9 +19,9 @@ import numpy as np
 
 from aimed.data import is_tf_dataset, split_batch, take
 
-#: ``(x, y, third)``: the third element is the weight or the data id, or ``None``. ``x`` and ``y``
-#: are arrays, or dicts (lists) of arrays for a model with several inputs or outputs.
-EvalBatch = Tuple[Any, Any, Optional[np.ndarray]]
+#: ``(x, y, third)``: the third element is the weight or the data id, or ``None``. Each is an
+#: array, or a dict (list) of arrays for a model with several inputs or outputs (weights per output).
+EvalBatch = Tuple[Any, Any, Any]
 
 
 def structure_map(func: Callable[..., Any], *values: Any) -> Any:
@@ -74,6 +74,12 @@ def _one_pass_options() -> Any:
     return options
 
 
+def _leading_rows(leaf: Any, keep: int) -> np.ndarray:
+    """The first ``keep`` rows of an array; a scalar (one weight for the whole batch) repeated ``keep`` times."""
+    array = np.asarray(leaf)
+    return np.full(keep, array) if array.ndim == 0 else array[:keep]
+
+
 def _first_rows(batches: Iterable[Any], n: int) -> Iterator[EvalBatch]:
     """The batches as ``(x, y, third)`` numpy arrays, cut after ``n`` rows; nothing after them is read."""
     if n <= 0:
@@ -82,8 +88,10 @@ def _first_rows(batches: Iterable[Any], n: int) -> Iterator[EvalBatch]:
     for batch in batches:
         x, y, third = split_batch(batch)
         keep = min(rows_in(x), n - rows)
-        cut = structure_map(lambda leaf, keep=keep: np.asarray(leaf)[:keep], (x, y))
-        yield cut[0], cut[1], None if third is None else np.asarray(third)[:keep]
+        def cut(value: Any, keep: int = keep) -> Any:
+            return None if value is None else structure_map(lambda leaf: _leading_rows(leaf, keep), value)
+
+        yield cut(x), cut(y), cut(third)
         rows += keep
         if rows >= n:
             return
@@ -97,7 +105,7 @@ def _concatenate(parts: List[EvalBatch]) -> EvalBatch:
         return np.concatenate(leaves)
 
     return (structure_map(joined, *x), structure_map(joined, *y),
-            None if third[0] is None else np.concatenate(third))
+            None if third[0] is None else structure_map(joined, *third))
 
 
 def _regroup(parts: Iterable[EvalBatch], batch_size: int) -> Iterator[EvalBatch]:

@@ -7,6 +7,13 @@ import pathlib
 from aimed.evaluation.split import SplitResult
 from aimed.evaluation.summary import safe_name
 
+#: Longest report cell shown in a worst-sample title; a cell of several outputs (JSON) is cut here.
+TITLE_CELL_CHARS = 24
+
+
+def _brief(cell: str) -> str:
+    return cell if len(cell) <= TITLE_CELL_CHARS else cell[:TITLE_CELL_CHARS - 1] + "…"
+
 
 def write_plots(out: pathlib.Path, result: SplitResult, split: str, height: int, width: int) -> None:
     """Write ``out/plots/`` (which must not exist yet); ``height`` and ``width``: the input images' size."""
@@ -25,5 +32,5 @@ def write_plots(out: pathlib.Path, result: SplitResult, split: str, height: int,
             titles += [f"{w.data_id}\n{result.worst_by}={w.value:.3g}", "true mask", "predicted mask"]
         else:
             images.append(w.x)
-            titles.append(f"{w.data_id}\ntrue {w.y_true} pred {w.y_pred}\n{result.worst_by}={w.value:.3g}")
+            titles.append(f"{w.data_id}\ntrue {_brief(w.y_true)} pred {_brief(w.y_pred)}\n{result.worst_by}={w.value:.3g}")
     save_image_grid(plots / "worst.png", images, titles, height, width, columns=6 if segmentation else 8)

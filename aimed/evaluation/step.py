@@ -67,6 +67,7 @@ def predicted_batches(step: EvalStep, batches: Iterator[EvalBatch], weighted: bo
     standing in for the test split's ids.
     """
     for x, y_true, third in batches:
-        weights = third.astype(np.float32) if weighted and third is not None else None
+        weights = (structure_map(lambda w: np.asarray(w, dtype=np.float32), third)
+                   if weighted and third is not None else None)
         y_pred, batch_loss = step(x, y_true, weights)
         yield PredictedBatch(x, y_true, third, structure_map(np.asarray, y_pred), float(batch_loss))

@@ -53,6 +53,18 @@ def _is_segmentation(y_true: Any, y_pred: Any) -> bool:
             and y_true.shape[1:3] == y_pred.shape[1:3])
 
 
+def _masks(y_true: Any, y_pred: Any) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """The batch's ``(true, predicted)`` masks: of the model's output, or of its first output that is a
+    mask when it has several (a segmentation head beside a classification head); ``None`` if none is."""
+    if isinstance(y_true, dict) and isinstance(y_pred, dict):
+        pairs = [(y_true[key], y_pred[key]) for key in y_pred if key in y_true]
+    elif isinstance(y_true, (list, tuple)) and isinstance(y_pred, (list, tuple)):
+        pairs = list(zip(y_true, y_pred))
+    else:
+        pairs = [(y_true, y_pred)]
+    return next(((t, p) for t, p in pairs if _is_segmentation(t, p)), None)
+
+
 class WorstSamples:
     """The ``k`` worst samples: the lowest or highest values (NaN and inf count as worst; ties: the later sample)."""
 
@@ -65,14 +77,14 @@ class WorstSamples:
         """Consider one batch; ``y_true`` and ``y_pred`` are what the report shows (classes, for a classifier)."""
         ranks = self.sign * values
         ranks = np.where(np.isfinite(ranks), ranks, np.inf)
-        segmentation = _is_segmentation(y_true, y_pred)
+        masks = _masks(y_true, y_pred)
         # Only the batch's own worst k can enter the heap: the rest need no record and no image copy.
         for i in np.lexsort((np.arange(len(ranks)), ranks))[-self.k:].tolist():
             rank, row = float(ranks[i]), first_row + i
             if len(self.heap) < self.k or (rank, row) > (self.heap[0].rank, self.heap[0].row):
                 sample = WorstSample(float(values[i]), row, structure_map(np.array, row_of(x, i)),
                                      cell(row_of(y_true, i)), cell(row_of(y_pred, i)), ids[i],
-                                     (np.array(y_true[i]), np.array(y_pred[i])) if segmentation else None)
+                                     None if masks is None else (np.array(masks[0][i]), np.array(masks[1][i])))
                 (heapq.heappush if len(self.heap) < self.k else heapq.heapreplace)(self.heap, _Ranked(rank, row, sample))
 
     def result(self) -> List[WorstSample]:

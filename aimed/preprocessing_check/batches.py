@@ -33,6 +33,7 @@ from aimed.preprocessing_check.labels import LabelCheck, sparse_classes
 from aimed.preprocessing_check.shapes import (
     fits,
     model_signature,
+    per_output_weight_problems,
     shape_of,
     structured,
     weight_problem,
@@ -78,6 +79,7 @@ def check_batches(split: str, batches: Any, n: int, n_iter: int, batch_size: int
     input_shape = list(model.inputs[0].shape)
     output_shape = list(model.outputs[0].shape)
     one_input, one_output = len(model.inputs) == 1, len(model.outputs) == 1
+    output_shapes = {output["name"]: output["shape"] for output in model_signature(model)["outputs"]}
     seen = []
     first = None
     labels: Optional[LabelCheck] = None
@@ -125,6 +127,8 @@ def check_batches(split: str, batches: Any, n: int, n_iter: int, batch_size: int
             problem = weight_problem(where, w, size, output_shape)
             if problem:
                 problems.append(problem)
+        elif w is not None:
+            problems += per_output_weight_problems(where, w, size, output_shapes)
         if not problems:
             try:
                 model.test_on_batch(x, y, sample_weight=w)

@@ -16,11 +16,25 @@ def shape_of(value: Any) -> List[Any]:
 
 
 def model_signature(model: "keras.Model") -> Dict[str, Any]:
-    """Name, shape and dtype of each of the model's inputs and outputs, for the report."""
-    return {
-        "inputs": [{"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype)} for t in model.inputs],
-        "outputs": [{"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype)} for t in model.outputs],
-    }
+    """Name, shape and dtype of each of the model's inputs and outputs, for the report.
+
+    Outputs are named as the labels and losses address them: a dict output's keys, else
+    ``model.output_names`` (the last layers' names), not by their tensors' generated names.
+    """
+    structure = getattr(model, "output", None)
+    if isinstance(structure, dict):
+        key_of = {id(tensor): key for key, tensor in structure.items()}
+        output_names = [key_of.get(id(t), t.name) for t in model.outputs]
+    else:
+        output_names = list(getattr(model, "output_names", None) or [])
+    if len(output_names) != len(model.outputs):
+        output_names = [t.name for t in model.outputs]
+
+    def described(name: str, t: Any) -> Dict[str, Any]:
+        return {"name": name, "shape": list(t.shape), "dtype": str(t.dtype)}
+
+    return {"inputs": [described(t.name, t) for t in model.inputs],
+            "outputs": [described(name, t) for name, t in zip(output_names, model.outputs)]}
 
 
 def fits(actual: List[Any], expected: List[Any]) -> bool:
@@ -55,3 +69,28 @@ def weight_problem(where: str, w: Any, size: int, output_shape: List[Any]) -> Op
         return None
     return (f"{where}: weight has shape {shape_of(w)}; for the model output {output_shape} a weight must have "
             f"shape {' or '.join(map(str, fitting))}")
+
+
+def per_output_weight_problems(where: str, w: Any, size: int, outputs: Dict[str, List[Any]]) -> List[str]:
+    """What is wrong with a several-output model's weights given per output (a dict or a list).
+
+    ``outputs``: each output's name (as :func:`model_signature` names it) and shape. A dict may
+    leave an output out (that output is unweighted); a key that names no output is a problem,
+    since the weights would never be applied where the user meant them.
+    """
+    if isinstance(w, dict):
+        unknown = sorted(set(w) - set(outputs))
+        problems = [f"{where}: weights are given for {', '.join(map(repr, unknown))}, but the model's outputs are "
+                    f"{', '.join(map(repr, outputs))}; key the weights as the labels are keyed"] if unknown else []
+        pairs = [(name, w[name]) for name in outputs if w.get(name) is not None]
+    elif isinstance(w, (list, tuple)):
+        if len(w) != len(outputs):
+            return [f"{where}: {len(w)} weight arrays for the model's {len(outputs)} outputs ({', '.join(outputs)})"]
+        problems, pairs = [], [(name, value) for name, value in zip(outputs, w) if value is not None]
+    else:
+        return []
+    for name, value in pairs:
+        problem = weight_problem(f"{where}, output '{name}'", value, size, outputs[name])
+        if problem:
+            problems.append(problem)
+    return problems

@@ -191,7 +191,7 @@ def test_savedmodel_signature_and_model_card(exported):
                                     "val_sparse_categorical_accuracy", "val_neg_loss"}
     assert card["data_fingerprint"] == validation["data_fingerprint"] and card["data_fingerprint"]
     assert card["versions"]["tensorflow"] == tf.__version__ and card["versions"]["aimed"]
-    assert card["signature"]["input"]["name"] == "image"
+    assert list(card["signature"]["inputs"]) == ["image"] and list(card["signature"]["outputs"]) == ["output_0"]
     assert card["git_commit"] is None  # the project copy is not a git repository
 
     resolved = yaml.safe_load((export / "config.yaml").read_text())

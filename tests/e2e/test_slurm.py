@@ -97,6 +97,19 @@ def _job(job_id: str) -> Dict[str, str]:
     return dict(field.split("=", 1) for field in out.split() if "=" in field)
 
 
+def _wait_until_the_node_lets_go(job_id: str) -> None:
+    """Wait for the node's slurmstepd processes of a job the controller already calls finished.
+
+    slurmd tears a job down after reporting it complete; a requeued launch of the same job id that
+    reaches the node before that ends fails at once (exit 1, run time 0, no output): seen in CI when
+    the requeue followed the kill within a second.
+    """
+    deadline = time.monotonic() + 60
+    while subprocess.run(["pgrep", "-f", rf"slurmstepd: \[{job_id}\."], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, f"job {job_id}'s slurmstepd still runs 60 s after the job ended"
+        time.sleep(0.1)
+
+
 def _submitted(output: str) -> Dict[str, List[str]]:
     """{rule: [SLURM job ids]} from Snakemake's 'submitted with SLURM jobid N (log: .../rule_R/...)' lines."""
     jobs: Dict[str, List[str]] = {}
@@ -362,6 +375,7 @@ def test_requeue_after_a_kill_on_another_node_takes_its_own_lock_and_resumes_bit
         if _job(job_id).get("JobState") not in ("RUNNING", "COMPLETING"):
             break
         time.sleep(0.1)
+    _wait_until_the_node_lets_go(job_id)
     committed = (_state(project)["epoch"], _state(project)["batch"])
     moved = dict(json.loads(lock.read_text()), host="other-node-17", pid=4242)
     lock.write_text(json.dumps(moved))

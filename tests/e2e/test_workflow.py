@@ -309,8 +309,8 @@ def _check_model_card(project: pathlib.Path, run: str, history, data_fingerprint
     assert card["epochs_trained"] == len(history) == BUILT_OVERRIDES["epochs"]
     assert card["data_fingerprint"] == data_fingerprint
     assert json.loads((results / "validate_data" / "manifest.json").read_text())["fingerprint"] == data_fingerprint
-    assert card["signature"] == {"input": {"name": "image", "shape": [None, 28 * 28], "dtype": "float32"},
-                                 "output": {"name": "output_0", "shape": [None, 10]}}
+    assert card["signature"] == {"inputs": {"image": {"shape": [None, 28 * 28], "dtype": "float32"}},
+                                 "outputs": {"output_0": {"shape": [None, 10], "dtype": "float32"}}}
     assert card["versions"] == {"aimed": aimed.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
     # built_template ran the workflow on its commit "project", then committed the results as "run 1".
     assert card["git_commit"] == git(project, "rev-parse", "HEAD~1").strip()

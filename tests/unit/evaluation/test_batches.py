@@ -130,3 +130,41 @@ def test_tf_dataset_without_third_element_and_n_iter_limit():
     assert [len(b[0]) for b in batches] == [3, 3, 2]
     assert all(b[2] is None for b in batches)
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), np.arange(8))
+
+
+def _per_output_weight_source():
+    """A two-output model's batches: weights per output, per-pixel for the mask and a scalar for the grade."""
+    for start in (0, 3, 6):
+        idx = np.arange(start, start + 3)
+        mask = idx[:, None, None, None] * np.ones((3, 2, 2, 1))
+        yield idx[:, None].astype(np.float32), {"mask": mask, "grade": idx}, {"mask": 1 + mask[..., 0], "grade": 1.0}
+
+
+def test_weights_per_output_are_regrouped_leaf_by_leaf_and_a_scalar_weight_is_repeated():
+    batches = list(eval_batches(_per_output_weight_source(), n_iter=3, n=8, batch_size=5))
+    assert [rows_in(b[0]) for b in batches] == [5, 3]
+    weights = [b[2] for b in batches]
+    assert weights[0]["mask"].shape == (5, 2, 2)
+    np.testing.assert_array_equal(np.concatenate([w["mask"][:, 0, 0] for w in weights]), 1 + np.arange(8))
+    np.testing.assert_array_equal(np.concatenate([w["grade"] for w in weights]), np.ones(8))
+    np.testing.assert_array_equal(np.concatenate([b[1]["grade"] for b in batches]), np.arange(8))
+
+
+def test_weights_per_output_reach_the_compiled_loss_of_a_two_output_model():
+    """The evaluation step weights each output's loss with its own weights, as Keras' evaluate does."""
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from aimed.evaluation.step import eval_step, predicted_batches
+
+    inputs = keras.Input((1,))
+    model = keras.Model(inputs, {"mask": keras.layers.Reshape((2, 2, 1))(keras.layers.Dense(4)(inputs)),
+                                 "grade": keras.layers.Dense(1)(inputs)})
+    model.compile(loss={"mask": "mse", "grade": "mse"})
+    batches = list(_per_output_weight_source())
+    predicted = list(predicted_batches(eval_step(model), eval_batches(iter(batches), 3, 9, 9), weighted=True))
+    x = np.concatenate([b[0] for b in batches])
+    y = {key: np.concatenate([b[1][key] for b in batches]) for key in ("mask", "grade")}
+    weights = {"mask": np.concatenate([b[2]["mask"] for b in batches]), "grade": np.ones(9)}
+    expected = model.evaluate(x, y, sample_weight=weights, batch_size=9, verbose=0, return_dict=True)["loss"]
+    assert predicted[0].loss == pytest.approx(expected, rel=1e-5)

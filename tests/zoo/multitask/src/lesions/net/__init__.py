@@ -1,0 +1,3 @@
+from .builder import TwoHeadNetBuilder
+
+__all__ = ["TwoHeadNetBuilder"]
