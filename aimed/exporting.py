@@ -46,7 +46,10 @@ def _serving_input_signature(model: Any) -> List[Any]:
     """
     import tensorflow as tf
 
-    structure = model.input
+    try:
+        structure = model.input
+    except AttributeError:  # a Sequential model that was built but never called has only `inputs`
+        structure = model.inputs[0] if len(model.inputs) == 1 else list(model.inputs)
     if isinstance(structure, dict):
         return [{key: tf.TensorSpec(t.shape, t.dtype, name=key) for key, t in structure.items()}]
     if isinstance(structure, (list, tuple)):
