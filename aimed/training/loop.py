@@ -37,6 +37,7 @@ from aimed.training.lock import Lease
 from aimed.training.logs import TensorBoardLog, verbosity
 from aimed.training.preemption import StopRequests, checkpoint_interval
 from aimed.training.state import TrainState, archive
+from aimed.training.user_callbacks import UserCallbacks
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def train(ctx: RunContext, strategy: Any, lease: Optional[Lease], requests: Stop
         best = state.data.get("best")
         better = is_better(value, best, mode)
         state.commit_epoch(model, logs, better, {"metric": metric, "mode": mode, "value": value, "epoch": state.epoch + 1}
-                           if better else best)
+                           if better else best, user_callbacks.states())
         if chief:
             tensorboard.write(state.history[-1:])
             tracker.log_epochs(state.history[-1:])
@@ -173,7 +174,7 @@ def train(ctx: RunContext, strategy: Any, lease: Optional[Lease], requests: Stop
         # An unfinished epoch whose running loss is not finite is left to the NaN guard, uncommitted.
         if not all(np.isfinite(v.numpy()).all() for v in model.metrics_variables):
             return False
-        state.commit_batch(model, done)
+        state.commit_batch(model, done, user_callbacks.states())
         log.info("committed epoch %d, batch %d", epoch + 1, done)
         return True
 
@@ -183,10 +184,13 @@ def train(ctx: RunContext, strategy: Any, lease: Optional[Lease], requests: Stop
         # Workers would see a signal or a clock at different batches and desynchronise their
         # collectives; batch counts are the same on every worker.
         every_seconds = None
-    user_callbacks = list(builder.get_callbacks() or [])
+    user_callbacks = UserCallbacks(builder.get_callbacks() or [], state.data.get("callbacks"),
+                                   finished=lambda: state.epoch >= config.epochs or model.stop_training)
+    if state.data.get("stopped_early"):
+        log.info("run '%s' was stopped early by a callback after epoch %d: nothing to train", ctx.name, state.epoch)
     try:
         with contextlib.nullcontext() if multi_worker else requests.deferred():
-            while state.epoch < config.epochs and not model.stop_training:
+            while state.epoch < config.epochs and not model.stop_training and not state.data.get("stopped_early"):
                 first_batch = state.batch
                 last = state.epoch + 1 if first_batch else min(state.epoch + EPOCHS_PER_FIT, config.epochs)
                 epochs = range(state.epoch, last)
@@ -194,7 +198,7 @@ def train(ctx: RunContext, strategy: Any, lease: Optional[Lease], requests: Stop
                 metric_values = [v.numpy() for v in model.metrics_variables] if first_batch else None
                 # Validation runs in an early epoch-end callback, so later callbacks see the val_ metrics
                 # as they do with fit's own validation_data.
-                callbacks = ([nan_guard(first_batch), validator(model, sources)] + user_callbacks
+                callbacks = ([nan_guard(first_batch), validator(model, sources)] + user_callbacks.for_fit()
                              + [epoch_committer(end_epoch),
                                 mid_epoch_commits(commit_batches, requests, every_batches, every_seconds, first_batch,
                                                   metric_values)])
@@ -203,6 +207,10 @@ def train(ctx: RunContext, strategy: Any, lease: Optional[Lease], requests: Stop
                     epochs=epochs.stop, callbacks=callbacks, verbose=1 if verbose == 1 else 0, shuffle=False,
                 )
 
+        if model.stop_training and state.epoch < config.epochs:
+            # A finished training to a rerun of the stage, not one to continue.
+            log.info("a callback stopped the training after epoch %d of %d", state.epoch, config.epochs)
+            state.update({"stopped_early": state.epoch})
         if state.data.get("best") is None:
             raise StageFailed(
                 f"no epoch of run '{ctx.name}' has a finite '{metric}'; there is no best epoch to export. "

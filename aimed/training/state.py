@@ -123,19 +123,24 @@ class TrainState:
         _verify(path, self.data.get("hashes", {}).get(self.data["best_weights"]))
         return path
 
-    def commit_epoch(self, model: Any, logs: Dict[str, float], is_best: bool, best: Optional[Dict[str, Any]]) -> None:
-        """Record a finished epoch (and, if it is the best so far, its model weights)."""
+    def commit_epoch(self, model: Any, logs: Dict[str, float], is_best: bool, best: Optional[Dict[str, Any]],
+                     callbacks: Optional[List[Dict[str, Any]]] = None) -> None:
+        """Record a finished epoch (and, if it is the best so far, its model weights).
+
+        ``callbacks``: the state of the user's callbacks (see :mod:`aimed.training.user_callbacks`).
+        """
         epoch = self.epoch + 1
-        new = dict(self.data, epoch=epoch, batch=0, history=self.history + [dict(logs, epoch=epoch)])
+        new = dict(self.data, epoch=epoch, batch=0, history=self.history + [dict(logs, epoch=epoch)],
+                   callbacks=callbacks or [])
         extra = {}
         if is_best:
             new.update(best=best, best_weights=f"best-{epoch:05d}.npz")
             extra[new["best_weights"]] = list(model.variables)
         self._commit(model, new, extra)
 
-    def commit_batch(self, model: Any, batch: int) -> None:
+    def commit_batch(self, model: Any, batch: int, callbacks: Optional[List[Dict[str, Any]]] = None) -> None:
         """Record ``batch`` trained batches of the epoch in progress (a mid-epoch commit)."""
-        self._commit(model, dict(self.data, batch=batch), {})
+        self._commit(model, dict(self.data, batch=batch, callbacks=callbacks or []), {})
 
     def _commit(self, model: Any, new: Dict[str, Any], extra: Dict[str, List[Any]]) -> None:
         """Write the weights files, then ``previous.json``, then ``state.json``; drop what neither names.

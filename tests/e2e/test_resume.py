@@ -295,6 +295,46 @@ def test_raising_epochs_continues_and_other_changes_archive(train_project):
     assert moved_logs and all(s == [1, 2] for s in moved_logs.values()), moved_logs
 
 
+#: A user's model builder with an EarlyStopping that never sees an improvement after the first epoch
+#: (min_delta is huge): one epoch of patience stops the training at the end of its second epoch.
+EARLY_STOPPING_BUILDER = """import keras
+
+from models import ModelBuilder
+
+
+class StoppingModelBuilder(ModelBuilder):
+    def get_callbacks(self):
+        return [keras.callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=1e9)]
+"""
+
+
+def test_a_users_early_stopping_keeps_its_patience_across_a_restart_and_a_stopped_run_stays_stopped(train_project):
+    """The callback's state (EarlyStopping's best and wait) is committed with each epoch: a training
+    continued in a new process stops where one uninterrupted training stops, and a training a callback
+    stopped is finished: running the stage again trains nothing."""
+    run = "mnist-gen"
+    project = train_project({"epochs": 1, "model_builder_class": "stopping.StoppingModelBuilder"})
+    (project / "src" / "stopping.py").write_text(EARLY_STOPPING_BUILDER)
+    config = project / "runs" / run / "config.yaml"
+    check_aimed(project, "train", run)
+    saved = read_state(project, run)["callbacks"]
+    assert [c["class"] for c in saved] == ["keras.src.callbacks.early_stopping.EarlyStopping"]
+    assert saved[0]["state"]["wait"] == 0 and saved[0]["state"]["best"] is not None
+
+    update_yaml(config, {"epochs": 4})
+    proc = check_aimed(project, "train", run)
+    # Restored, the callback counts epoch 2 as no improvement on epoch 1 and stops; fresh, it would take
+    # epoch 2 as its first (best) epoch and stop only after epoch 3.
+    assert train_lines(proc) == ["epoch 2/4"], proc.stdout[-3000:]
+    state = read_state(project, run)
+    assert state["epoch"] == 2 and state["stopped_early"] == 2
+
+    proc = check_aimed(project, "train", run)
+    assert train_lines(proc) == [], proc.stdout[-3000:]
+    assert "stopped early by a callback after epoch 2" in proc.stderr
+    assert pd.read_csv(project / "results" / run / "train" / "history.csv")["epoch"].tolist() == [1, 2]
+
+
 def test_each_epoch_is_validated_on_its_own_batches(train_project):
     """More validation batches than the read-ahead queue holds, over many epochs in one fit.
 
