@@ -13,6 +13,21 @@ from typing import Any, Iterator, Union
 PathLike = Union[str, os.PathLike]
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# tempfile creates files 0600 and folders 0700, which would make every artifact private to its
+# writer (a teammate on a shared file system could not read results/). Written files and folders
+# get the modes open() and mkdir() give, under the umask, read once at import: os.umask can only be
+# read by setting it, which must not happen while other threads create files.
+_UMASK = _process_umask()
+FILE_MODE = 0o666 & ~_UMASK
+DIR_MODE = 0o777 & ~_UMASK
+
+
 def _fsync_dir(path: pathlib.Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -27,6 +42,7 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -78,6 +94,7 @@ def staged_dir(final: PathLike) -> Iterator[pathlib.Path]:
         shutil.rmtree(leftover, ignore_errors=True)
     tmp = pathlib.Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
+        tmp.chmod(DIR_MODE)
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

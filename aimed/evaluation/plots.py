@@ -12,7 +12,11 @@ TITLE_CELL_CHARS = 24
 
 
 def _brief(cell: str) -> str:
-    return cell if len(cell) <= TITLE_CELL_CHARS else cell[:TITLE_CELL_CHARS - 1] + "…"
+    """A report cell short enough for a title: a number to 4 significant digits, other text cut."""
+    try:
+        return f"{float(cell):.4g}"
+    except ValueError:
+        return cell if len(cell) <= TITLE_CELL_CHARS else cell[:TITLE_CELL_CHARS - 1] + "…"
 
 
 def write_plots(out: pathlib.Path, result: SplitResult, split: str, height: int, width: int) -> None:

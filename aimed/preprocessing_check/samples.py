@@ -28,5 +28,8 @@ def _label_title(label: Any) -> str:
         return ",".join(f"{k}:{_label_title(v)}" for k, v in label.items())
     value = np.asarray(label)
     if value.size <= 3:
-        return str(value.tolist())
+        if np.issubdtype(value.dtype, np.integer) or value.dtype == bool:
+            return str(value.tolist())
+        texts = [f"{v:.4g}" for v in value.reshape(-1).tolist()]  # float32's repr noise would fill the title
+        return texts[0] if value.ndim == 0 or value.size == 1 else f"[{', '.join(texts)}]"
     return f"mean {value.mean():.2g}" if value.ndim > 1 else str(int(np.argmax(value)))

@@ -292,6 +292,9 @@ class SnakemakeRunner:
         Snakemake built the DAG.
         """
         if not (self.project_dir / ".dvc").is_dir():
+            print(f"aimed: {self.project_dir} is not a DVC repository (no .dvc/), so dvc.lock is not written and the "
+                  f"results are not versioned; run `git init && dvc init` there once to version them.",
+                  file=sys.stderr)
             return
         built = dvc.built_since_lock(self.project_dir, dvc.jobs_by_stage(self.config, self.run_configs()))
         if not built:

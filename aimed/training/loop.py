@@ -92,7 +92,8 @@ def open_state(ctx: RunContext, writable: bool, from_previous: bool) -> TrainSta
         if changed:
             if writable:
                 moved = archive(folder, ctx.state_dir / "tensorboard")
-                log.info("training %s changed since the last run; old state moved to %s", ", ".join(changed), moved)
+                log.info("the training must start again, as its inputs changed since the last run (%s); old state moved to %s",
+                         "; ".join(changed), moved)
             state = TrainState(folder, writable)
             state.data = {}
     if not state.exists:

@@ -188,9 +188,9 @@ def test_class_path_without_a_dot(tmp_path):
     assert "module.ClassName" in message  # the fix: the form it must have
 
 
-def test_export_section_missing(tmp_path):
-    message = config_error(write_config(tmp_path, remove=["export"]))
-    assert "required key 'export' is missing" in message
+def test_export_section_missing_takes_the_defaults(tmp_path):
+    config = load_config(write_config(tmp_path, remove=["export"]))
+    assert (config.export.metric, config.export.mode) == ("val_loss", "min")
 
 
 # ----------------------------------------------------------------------------- file-level errors

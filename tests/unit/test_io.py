@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -136,3 +138,24 @@ def test_staged_dir_removes_what_a_killed_process_left_for_the_same_folder(tmp_p
         (stage / "f").write_text("y")
     assert other.is_dir()
     assert _leftovers(tmp_path) == [".other.abc.tmp"]
+
+
+def test_written_files_and_staged_folders_get_the_umask_modes_not_tempfiles_private_ones(tmp_path):
+    """A teammate on a shared file system reads results/: 0644 files and 0755 folders under umask 022."""
+    code = (
+        "import os, pathlib, stat, sys\n"
+        "os.umask(0o022)\n"
+        "from aimed._io import atomic_write_text, staged_dir\n"
+        "root = pathlib.Path(sys.argv[1])\n"
+        "atomic_write_text(root / 'dvc.yaml', 'stages: {}\\n')\n"
+        "with staged_dir(root / 'results') as folder:\n"
+        "    atomic_write_text(folder / 'report.csv', 'a\\n')\n"
+        "paths = (root / 'dvc.yaml', root / 'results', root / 'results' / 'report.csv')\n"
+        "print(' '.join(oct(stat.S_IMODE(p.stat().st_mode)) for p in paths))\n"
+    )
+    import aimed
+
+    source_root = pathlib.Path(aimed.__file__).resolve().parents[1]  # the aimed under test, not an installed one
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
+                         cwd=source_root).stdout
+    assert out.split() == ["0o644", "0o755", "0o644"]

@@ -1,57 +1,66 @@
-"""The project's own checks: the configs load, the components resolve and fit together."""
+"""The project's own checks, through aimed's public API and command line.
 
+The run configs load, the DataLoader reads every split of a small sample dataset, the
+preprocessed batches fit the compiled model (`aimed validate-data` and `aimed check-preprocessing`,
+as the pipeline runs them), the eval functions agree per sample and per batch, and the workflow
+plans every stage. The checks run in a copy of `src/` and `runs/`, so nothing is written into
+the project.
+"""
+
+import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from aimed.config import load_config
-from aimed.data import batched_split, eval_split, split_batch, take
-from aimed.loading import check_components
-from aimed.run import resolve_run
+from aimed import load_config
 
 PROJECT = pathlib.Path(__file__).resolve().parents[1]
 RUNS = sorted(p.parent.name for p in (PROJECT / "runs").glob("*/config.yaml"))
+#: The aimed command of this Python environment (its bin folder), else the one on PATH.
+AIMED = shutil.which("aimed", path=str(pathlib.Path(sys.executable).parent)) or shutil.which("aimed") or "aimed"
 
 
 @pytest.fixture(scope="module")
-def sample_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data") / "sample"
-    subprocess.run([sys.executable, str(PROJECT / "scripts" / "make_sample_data.py"), "--out", str(out),
-                    "--limit-train", "40", "--limit-validation", "20", "--limit-test", "20"], check=True)
-    return out
+def sample_project(tmp_path_factory):
+    """The project's components and runs over a small sample dataset, in a folder of their own."""
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(PROJECT / "src", root / "src")
+    shutil.copytree(PROJECT / "runs", root / "runs")
+    for run in RUNS:
+        out = root / load_config(PROJECT / "runs" / run / "config.yaml").data_dir
+        if not out.exists():
+            subprocess.run([sys.executable, str(PROJECT / "scripts" / "make_sample_data.py"), "--out", str(out),
+                            "--limit-train", "40", "--limit-validation", "20", "--limit-test", "20"], check=True)
+    return root
+
+
+def _aimed(project: pathlib.Path, *args: str) -> None:
+    result = subprocess.run([AIMED, *args], cwd=project, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"aimed {' '.join(args)} exited {result.returncode}:\n{result.stderr[-5000:]}"
 
 
 @pytest.mark.parametrize("run", RUNS)
-def test_run_config_is_valid_and_its_components_resolve(run):
-    config = load_config(PROJECT / "runs" / run / "config.yaml")
-    check_components(config, PROJECT)
-
-
-@pytest.mark.parametrize("run", RUNS)
-def test_batches_fit_the_model(run, sample_data):
-    ctx = resolve_run(run, PROJECT)
-    loader = ctx.component_class("data_loader_class")(ctx.config, sample_data)
-    model = ctx.model_builder().get_compiled_model()
-    for split in ("train", "validation", "test"):
-        if split == "test":  # read as evaluation reads it: ids set aside
-            prepared = eval_split(loader, ctx.preprocessor(), split)
-            batches, n, n_iter = prepared.batches, prepared.n, prepared.n_iter
-        else:
-            batches, n, n_iter = batched_split(loader, None, ctx.preprocessor(), split)
-        x, y, _ = split_batch(next(iter(take(batches, 1))))
-        assert x.shape[1:] == tuple(model.inputs[0].shape[1:])
-        scores = model.predict_on_batch(x)
-        assert scores.shape == (len(x), {{ cookiecutter.n_classes }})
-        assert np.allclose(scores.sum(axis=1), 1, atol=1e-4)
-        assert n_iter * ctx.config.batch_size >= n
+def test_the_data_reads_and_the_batches_fit_the_model(run, sample_project):
+    _aimed(sample_project, "validate-data", run)
+    _aimed(sample_project, "check-preprocessing", run)
+    report = json.loads((sample_project / "results" / run / "check_preprocessing" / "report.json").read_text())
+    assert report["ok"], report
+    outputs = report["model"]["outputs"]
+    assert [o["shape"] for o in outputs] == [[None, {{ cookiecutter.n_classes }}]]
 
 
 @pytest.mark.parametrize("run", RUNS)
 def test_eval_functions_work_per_sample_and_per_batch(run):
-    evaluator = resolve_run(run, PROJECT).evaluator()
+    sys.path.insert(0, str(PROJECT / "src"))
+    try:
+        from evaluation import Evaluator
+    finally:
+        sys.path.remove(str(PROJECT / "src"))
+    evaluator = Evaluator(load_config(PROJECT / "runs" / run / "config.yaml"))
     y_true = np.array([0, 1])
     y_pred = np.full((2, {{ cookiecutter.n_classes }}), 1.0 / {{ cookiecutter.n_classes }}, dtype=np.float32)
     for name, func in evaluator.get_eval_funcs().items():

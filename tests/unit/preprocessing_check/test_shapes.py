@@ -44,3 +44,16 @@ def test_outputs_are_named_as_labels_address_them():
     assert [i["name"] for i in signature["inputs"]] == ["image"]
     single = keras.Model(image, keras.layers.Dense(2, name="scores")(features))
     assert [o["name"] for o in model_signature(single)["outputs"]] == ["scores"]
+
+
+def test_sample_titles_show_float_labels_to_four_digits_and_class_labels_as_they_are():
+    from aimed.preprocessing_check.batches import FirstBatch
+    from aimed.preprocessing_check.samples import sample_images
+
+    x = np.zeros((3, 4, 4, 1), np.float32)
+    _, titles = sample_images(FirstBatch(x, np.array([2.302000045776367, 0.5, 10.0], np.float32)))
+    assert titles == ["y=2.302", "y=0.5", "y=10"]
+    _, titles = sample_images(FirstBatch(x, np.array([3, 0, 1])))
+    assert titles == ["y=3", "y=0", "y=1"]
+    _, titles = sample_images(FirstBatch(x, {"radius": np.array([1.23456, 2, 3], np.float32), "kind": np.array([1, 2, 0])}))
+    assert titles[0] == "y=radius:1.235,kind:1"

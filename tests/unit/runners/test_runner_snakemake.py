@@ -147,7 +147,9 @@ def test_sync_dvc_yaml_writes_the_rendered_dvc_yaml_once(project):
     assert not runner.sync_dvc_yaml()
 
 
-def test_sync_dvc_lock_does_nothing_outside_a_dvc_repository(project):
+def test_sync_dvc_lock_outside_a_dvc_repository_writes_nothing_and_says_how_to_version(project, capsys):
     runner = _runner(project)
     runner.sync_dvc_lock()
     assert not (project / "dvc.lock").exists()
+    said = capsys.readouterr().err
+    assert "is not a DVC repository" in said and "git init && dvc init" in said
