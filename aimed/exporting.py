@@ -102,7 +102,7 @@ def model_card(ctx: Any, best: Dict[str, Any], train_summary: Dict[str, Any], da
         "signature": signature,
         # What keras.models.load_model needs to reload model.keras without aimed: these objects of
         # src/ as custom_objects, and safe_mode=False if a Lambda layer holds a Python lambda.
-        "reload": {"custom_objects": custom_objects["names"], "safe_mode": not custom_objects["lambda"]},
+        "reload": {"custom_objects": custom_objects["modules"], "safe_mode": not custom_objects["lambda"]},
         "versions": {"aimed": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
         "git_commit": git_commit(ctx.project_dir),
         "mlflow_run_id": train_summary.get("mlflow_run_id"),

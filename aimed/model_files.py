@@ -60,13 +60,14 @@ def _strings(value: Any) -> List[str]:
 
 
 def custom_objects_of(keras_file: pathlib.Path, src: pathlib.Path) -> Dict[str, Any]:
-    """Which of the user's objects a ``.keras`` file refers to: ``{"names": [...], "lambda": bool}``.
+    """Which of the user's objects a ``.keras`` file refers to: ``{"modules": {name: module}, "lambda": bool}``.
 
-    ``names`` go to ``custom_objects`` when reloading the file elsewhere; ``lambda`` means a
+    Each name goes to ``custom_objects`` when reloading the file elsewhere, taken from its module
+    (dotted, importable with ``src`` on ``sys.path``: ``discs.model.losses``); ``lambda`` means a
     ``Lambda`` layer holds Python bytecode, which Keras loads only with ``safe_mode=False``.
     """
     with zipfile.ZipFile(keras_file) as archive:
         config = json.loads(archive.read("config.json"))
     strings = set(_strings(config))
-    names = sorted(name for name in user_objects(src) if name in strings)
-    return {"names": names, "lambda": '"class_name": "__lambda__"' in json.dumps(config)}
+    modules = {name: value.__module__ for name, value in sorted(user_objects(src).items()) if name in strings}
+    return {"modules": modules, "lambda": '"class_name": "__lambda__"' in json.dumps(config)}

@@ -148,12 +148,14 @@ def check_zoo_project_end_to_end(zoo_projects: BuiltProjects, zoo_name: str) -> 
                 assert stats["n_nan"] < len(report), f"{run} {split}: eval function {name} is all NaN"
         card = json.loads((results / "export" / "model_card.json").read_text())
         assert card["best_epoch"] >= 1
-        _serves_without_user_code(results / "export" / "savedmodel", card, project)
+        _serves_then_reloads_as_the_card_says(results / "export", card, project / "src")
 
 
-def _serves_without_user_code(savedmodel: pathlib.Path, card: Dict[str, Any], project: pathlib.Path) -> None:
-    """The SavedModel answers its serving signature, as the model card describes it, in a process that
-    has neither src/ nor aimed: every input the card names, every output it names, of the shapes it gives."""
+def _serves_then_reloads_as_the_card_says(export: pathlib.Path, card: Dict[str, Any], src: pathlib.Path) -> None:
+    """The SavedModel answers its serving signature, as the model card describes it (every input it
+    names, every output of the shape it gives), in a process without the user's code; then, with
+    src/ on the path, ``model.keras`` reloads with the card's ``reload`` objects (each from its
+    module) and predicts what the SavedModel served."""
     signature = card["signature"]
 
     def batch_of_two(shape: List[Any]) -> List[int]:
@@ -162,17 +164,31 @@ def _serves_without_user_code(savedmodel: pathlib.Path, card: Dict[str, Any], pr
     inputs = {name: (batch_of_two(spec["shape"]), spec["dtype"]) for name, spec in signature["inputs"].items()}
     outputs = {name: [2] + spec["shape"][1:] for name, spec in signature["outputs"].items()}
     code = (
-        "import numpy as np, tensorflow as tf\n"
-        f"model = tf.saved_model.load({str(savedmodel)!r})\n"
+        "import importlib, sys, numpy as np, tensorflow as tf\n"
+        f"model = tf.saved_model.load({str(export / 'savedmodel')!r})\n"
         "serve = model.signatures['serving_default']\n"
-        f"out = serve(**{{name: tf.zeros(shape, dtype) for name, (shape, dtype) in {inputs!r}.items()}})\n"
+        "rng = np.random.default_rng(0)\n"
+        f"x = {{name: rng.random(shape).astype(dtype) for name, (shape, dtype) in {inputs!r}.items()}}\n"
+        "out = {name: v.numpy() for name, v in serve(**x).items()}\n"
         f"want = {outputs!r}\n"
-        "got = {name: [int(d) for d in v.shape] for name, v in out.items()}\n"
+        "got = {name: list(v.shape) for name, v in out.items()}\n"
         "assert sorted(got) == sorted(want), (got, want)\n"
         "fits = lambda w, g: len(w) == len(g) and all(d is None or d == e for d, e in zip(w, g))\n"
         "assert all(fits(w, got[k]) for k, w in want.items()), (got, want)\n"
+        "assert not [m for m in sys.modules if m == 'aimed' or m.startswith('aimed.')], 'serving imported aimed'\n"
+        f"sys.path.insert(0, {str(src)!r})\n"
+        "import keras\n"
+        f"reload = {card['reload']!r}\n"
+        "objects = {n: getattr(importlib.import_module(m), n) for n, m in reload['custom_objects'].items()}\n"
+        f"reloaded = keras.models.load_model({str(export / 'model.keras')!r}, custom_objects=objects,\n"
+        "                                   safe_mode=reload['safe_mode'])\n"
+        "args = next(iter(x.values())) if len(x) == 1 else x\n"
+        "pred = reloaded(args, training=False)\n"
+        "pred = pred if isinstance(pred, dict) else {f'output_{i}': p for i, p in enumerate(tf.nest.flatten(pred))}\n"
+        "for name, served in out.items():\n"
+        "    np.testing.assert_allclose(np.asarray(pred[name]), served, rtol=1e-4, atol=1e-5, err_msg=name)\n"
     )
-    proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=project.parent, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=src.parent.parent, capture_output=True, text=True,
                           timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

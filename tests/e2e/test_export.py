@@ -317,8 +317,8 @@ def test_custom_objects_export_evaluate_and_serve_without_registration(train_pro
         check_aimed(project, *stage)
     export = project / "results" / RUN / "export"
     card = json.loads((export / "model_card.json").read_text())
-    assert card["reload"] == {"custom_objects": ["HitRate", "Scale", "smoothed_ce", "top_logit",
-                                                 "top_logit_free_scale"], "safe_mode": False}
+    names = ["HitRate", "Scale", "smoothed_ce", "top_logit", "top_logit_free_scale"]
+    assert card["reload"] == {"custom_objects": {name: "models" for name in names}, "safe_mode": False}
     # Logits out: the confidence is the top softmax probability of y_pred (the logits), and the summary says so.
     report = pd.read_csv(project / "results" / RUN / "evaluate" / "test" / "report.csv")
     logits = np.array([json.loads(v) for v in report["y_pred"]])
@@ -342,8 +342,9 @@ def test_custom_objects_export_evaluate_and_serve_without_registration(train_pro
         cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert serve.returncode == 0, serve.stderr[-3000:]
     reload = subprocess.run(
-        [sys.executable, "-c", "import sys, numpy as np, keras, models\n"
-         f"objects = {{name: getattr(models, name) for name in {card['reload']['custom_objects']!r}}}\n"
+        [sys.executable, "-c", "import importlib, sys, numpy as np, keras\n"
+         f"objects = {{name: getattr(importlib.import_module(module), name)\n"
+         f"           for name, module in {card['reload']['custom_objects']!r}.items()}}\n"
          f"m = keras.models.load_model({str(export / 'model.keras')!r}, custom_objects=objects, safe_mode=False)\n"
          f"np.save({str(tmp_path / 'reloaded.npy')!r}, m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0))\n"],
         cwd=project / "src", capture_output=True, text=True, timeout=120)
