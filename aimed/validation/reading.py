@@ -46,6 +46,8 @@ class Tally:
         self.first_at: Dict[str, int] = {}
         self.dtypes: collections.Counter = collections.Counter()
         self.labels: collections.Counter = collections.Counter()
+        #: ``[min, max]`` of the finite continuous labels, if any.
+        self.label_range: Optional[List[float]] = None
         self.non_finite = 0
         self.ids: Optional[List[np.ndarray]] = [] if keep_ids else None
 
@@ -61,10 +63,20 @@ class Tally:
             point_axes = tuple(range(1, x.ndim))
             self.non_finite += int(np.count_nonzero(~np.isfinite(x).all(axis=point_axes)))
         # A label is a class number (scalar), a one-hot or score vector (its argmax), a dict or list
-        # (several outputs: "structured"), or else "array".
+        # (several outputs: "structured"), a regression target (a float scalar that is not a whole
+        # number: "continuous", with its range; a bucket per value would grow with the dataset), or
+        # else "array".
         if y.dtype == object:
             keys = None
             self.labels["structured"] += count
+        elif y.ndim == 1 and np.issubdtype(y.dtype, np.floating) and not np.all(np.mod(y, 1) == 0):
+            keys = None
+            self.labels["continuous"] += count
+            finite = y[np.isfinite(y)]
+            if finite.size:
+                low, high = float(finite.min()), float(finite.max())
+                self.label_range = [min(low, self.label_range[0]), max(high, self.label_range[1])] \
+                    if self.label_range else [low, high]
         elif y.ndim == 1:
             keys = y
         elif y.ndim == 2 and y.shape[1] > 1:
@@ -200,4 +212,6 @@ def read_split(loader: DataLoaderBase, split: str, data_dir: pathlib.Path) -> Di
         x_dtypes=dict(tally.dtypes),
         label_histogram=dict(sorted(tally.labels.items())),
     )
+    if tally.label_range is not None:
+        summary["label_range"] = tally.label_range
     return summary

@@ -340,6 +340,16 @@ def test_batched_read_reports_what_an_element_wise_read_reports(break_data, make
     assert without_tf_numbering(batched) == without_tf_numbering(element_wise)
 
 
+def test_regression_targets_are_counted_as_continuous_with_their_range_not_one_bucket_per_value():
+    tally = reading.Tally(keep_ids=False)
+    x = np.zeros((4, 2), np.float32)
+    tally.add(x, np.array([2.302, 0.5, 7.25, np.nan], np.float32), np.ones(4))
+    tally.add(x, np.array([-1.5, 3.0, 4.0, 9.5], np.float32), np.ones(4))
+    tally.add(x, np.array([0.0, 1.0, 1.0, 0.0], np.float32), np.ones(4))  # whole numbers: classes
+    assert tally.labels == {"continuous": 8, "0.0": 2, "1.0": 2}
+    assert tally.label_range == [-1.5, 9.5]
+
+
 def test_stacked_points_count_as_points_one_by_one():
     points = [
         (np.zeros((2, 2), np.uint8), np.asarray(3), np.asarray("a")),
