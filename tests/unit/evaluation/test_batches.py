@@ -168,3 +168,16 @@ def test_weights_per_output_reach_the_compiled_loss_of_a_two_output_model():
     weights = {"mask": np.concatenate([b[2]["mask"] for b in batches]), "grade": np.ones(9)}
     expected = model.evaluate(x, y, sample_weight=weights, batch_size=9, verbose=0, return_dict=True)["loss"]
     assert predicted[0].loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_weights_per_output_from_tf_data_are_regrouped_leaf_by_leaf():
+    tf = pytest.importorskip("tensorflow")
+    batches = [(x, y, {"mask": w["mask"], "grade": np.ones(3)}) for x, y, w in _per_output_weight_source()]
+    dataset = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=(
+        tf.TensorSpec((None, 1), tf.float32),
+        {"mask": tf.TensorSpec((None, 2, 2, 1), tf.float64), "grade": tf.TensorSpec((None,), tf.int64)},
+        {"mask": tf.TensorSpec((None, 2, 2), tf.float64), "grade": tf.TensorSpec((None,), tf.float64)}))
+    regrouped = list(eval_batches(dataset, n_iter=3, n=8, batch_size=5))
+    assert [rows_in(b[0]) for b in regrouped] == [5, 3]
+    np.testing.assert_array_equal(np.concatenate([b[2]["mask"][:, 1, 1] for b in regrouped]), 1 + np.arange(8))
+    np.testing.assert_array_equal(np.concatenate([b[2]["grade"] for b in regrouped]), np.ones(8))
