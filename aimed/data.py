@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
-from typing import Any, Deque, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Deque, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -300,3 +300,27 @@ def _ids_through_preprocessing(source: Any, preprocessor: PreprocessorBase, n: i
     if not passed:
         return None
     return EvalSplit(batches, n, int(n_iter), SplitIds("test", in_batches=True), weighted=False)
+
+
+def structure_map(func: Callable[..., Any], *values: Any) -> Any:
+    """``func`` applied leaf by leaf to arrays, or to dicts, lists and tuples of arrays of one structure."""
+    first = values[0]
+    if isinstance(first, dict):
+        return {key: structure_map(func, *(v[key] for v in values)) for key in first}
+    if isinstance(first, (list, tuple)):
+        return type(first)(structure_map(func, *parts) for parts in zip(*values))
+    return func(*values)
+
+
+def rows_in(value: Any) -> int:
+    """The number of rows of an array, or of the first array of a structure."""
+    if isinstance(value, dict):
+        return rows_in(next(iter(value.values())))
+    if isinstance(value, (list, tuple)):
+        return rows_in(value[0])
+    return len(value)
+
+
+def row_of(value: Any, index: int) -> Any:
+    """One row of an array or of each array of a structure."""
+    return structure_map(lambda leaf: leaf[index], value)

@@ -13,39 +13,15 @@ preprocessed batch.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from aimed.data import is_tf_dataset, split_batch, take
+from aimed.data import is_tf_dataset, rows_in, split_batch, structure_map, take
 
 #: ``(x, y, third)``: the third element is the weight or the data id, or ``None``. Each is an
 #: array, or a dict (list) of arrays for a model with several inputs or outputs (weights per output).
 EvalBatch = Tuple[Any, Any, Any]
-
-
-def structure_map(func: Callable[..., Any], *values: Any) -> Any:
-    """``func`` applied leaf by leaf to arrays, or to dicts, lists and tuples of arrays of one structure."""
-    first = values[0]
-    if isinstance(first, dict):
-        return {key: structure_map(func, *(v[key] for v in values)) for key in first}
-    if isinstance(first, (list, tuple)):
-        return type(first)(structure_map(func, *parts) for parts in zip(*values))
-    return func(*values)
-
-
-def rows_in(value: Any) -> int:
-    """The number of rows of an array, or of the first array of a structure."""
-    if isinstance(value, dict):
-        return rows_in(next(iter(value.values())))
-    if isinstance(value, (list, tuple)):
-        return rows_in(value[0])
-    return len(value)
-
-
-def row_of(value: Any, index: int) -> Any:
-    """One row of an array or of each array of a structure."""
-    return structure_map(lambda leaf: leaf[index], value)
 
 
 def _regroupable_by_tf_data(batches: Any) -> bool:

@@ -18,8 +18,8 @@ from typing import Any, Callable, Dict, Tuple
 import numpy as np
 
 from aimed.components import EvaluatorBase
+from aimed.data import row_of, rows_in
 from aimed.errors import ComponentError
-from aimed.evaluation.batches import row_of, rows_in
 
 log = logging.getLogger(__name__)
 

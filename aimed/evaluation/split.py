@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 import numpy as np
 
 from aimed.components import DataLoaderBase, EvaluatorBase, PreprocessorBase
-from aimed.data import eval_split
+from aimed.data import eval_split, rows_in
 from aimed.errors import StageFailed
 from aimed.evaluation.ahead import one_ahead
-from aimed.evaluation.batches import eval_batches, rows_in
+from aimed.evaluation.batches import eval_batches
 from aimed.evaluation.classification import (
     ClassifiedBatch,
     classify,

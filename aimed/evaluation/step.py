@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from aimed.evaluation.batches import EvalBatch, structure_map
+from aimed.data import structure_map
+from aimed.evaluation.batches import EvalBatch
 
 #: ``step(x, y, sample_weight) -> (y_pred, batch loss)``; the model's metrics are updated in place.
 EvalStep = Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], Tuple[Any, Any]]

@@ -8,7 +8,7 @@ from typing import Any, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from aimed.evaluation.batches import row_of, structure_map
+from aimed.data import row_of, structure_map
 from aimed.evaluation.report import cell
 
 

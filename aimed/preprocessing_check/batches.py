@@ -24,10 +24,10 @@ from aimed.data import (
     augmentor_for,
     batched_split,
     eval_split,
+    rows_in,
     split_batch,
     take,
 )
-from aimed.evaluation.batches import rows_in
 from aimed.pipeline import SPLITS
 from aimed.preprocessing_check.labels import LabelCheck, sparse_classes
 from aimed.preprocessing_check.shapes import (

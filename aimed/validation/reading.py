@@ -17,7 +17,7 @@ from typing import Any, Dict, List, NamedTuple, Optional
 import numpy as np
 
 from aimed.components import DataLoaderBase
-from aimed.data import decode_ids, is_tf_dataset, split_source
+from aimed.data import decode_ids, is_tf_dataset, split_source, structure_map
 from aimed.validation.layout import find_odd_sized_images, find_unreadable_images
 
 # The validate-data stage's logger: its warnings keep the name they were logged under before the
@@ -36,6 +36,20 @@ class Point(NamedTuple):
     third: np.ndarray  # the weight, or the test split's data id
 
 
+def _inputs(x: Any) -> Dict[str, np.ndarray]:
+    """A batch's x by input name: ``{"": x}`` for one array, the keys (list positions) of a structure."""
+    if isinstance(x, dict):
+        return {str(name): np.asarray(value) for name, value in x.items()}
+    if isinstance(x, (list, tuple)):
+        return {str(index): np.asarray(value) for index, value in enumerate(x)}
+    return {"": np.asarray(x)}
+
+
+def _per_input(values: Dict[str, Any], x: Any) -> str:
+    """The report text of one property of x: as it is for one array, by input for several."""
+    return str(values[""]) if set(values) == {""} and not isinstance(x, (dict, list, tuple)) else str(values)
+
+
 class Tally:
     """Shapes, dtypes, labels and non-finite x of the data points read so far, and the test split's ids."""
 
@@ -51,17 +65,25 @@ class Tally:
         self.non_finite = 0
         self.ids: Optional[List[np.ndarray]] = [] if keep_ids else None
 
-    def add(self, x: np.ndarray, y: np.ndarray, third: np.ndarray) -> None:
-        """Count a batch: ``x``, ``y`` and ``third`` hold its data points along their first axis."""
-        count = len(x)
-        self.first_at.setdefault(str(x.shape[1:]), self.read)
+    def add(self, x: Any, y: np.ndarray, third: np.ndarray) -> None:
+        """Count a batch: ``x``, ``y`` and ``third`` hold its data points along their first axis.
+
+        ``x`` is an array, or a dict (list) of arrays for a model with several inputs: its shape
+        and dtype are then counted per input (``{'image': (32, 32, 1), 'clinical': (3,)}``).
+        """
+        inputs = _inputs(x)
+        count = len(next(iter(inputs.values())))
+        shape = _per_input({name: a.shape[1:] for name, a in inputs.items()}, x)
+        self.first_at.setdefault(shape, self.read)
         self.read += count
-        self.shapes[str(x.shape[1:])] += count
-        self.dtypes[str(x.dtype)] += count
-        # Integers are always finite, so only floating x needs the per-element scan.
-        if np.issubdtype(x.dtype, np.inexact):
-            point_axes = tuple(range(1, x.ndim))
-            self.non_finite += int(np.count_nonzero(~np.isfinite(x).all(axis=point_axes)))
+        self.shapes[shape] += count
+        self.dtypes[_per_input({name: str(a.dtype) for name, a in inputs.items()}, x)] += count
+        bad = np.zeros(count, dtype=bool)
+        for array in inputs.values():
+            # Integers are always finite, so only floating x needs the per-element scan.
+            if np.issubdtype(array.dtype, np.inexact):
+                bad |= ~np.isfinite(array).all(axis=tuple(range(1, array.ndim)))
+        self.non_finite += int(np.count_nonzero(bad))
         # A label is a class number (scalar), a one-hot or score vector (its argmax), a dict or list
         # (several outputs: "structured"), a regression target (a float scalar that is not a whole
         # number: "continuous", with its range; a bucket per value would grow with the dataset), or
@@ -97,12 +119,13 @@ class Tally:
         Stacking needs equal shapes; x must also share its dtype (counted per dtype), and y and
         the third value their kind of dtype, since stacking 3 with 3.0 would count label "3.0".
         """
-        kinds = {(x.shape, x.dtype, y.shape, y.dtype.kind, third.shape, third.dtype.kind) for x, y, third in points}
-        if len(kinds) == 1:
+        kinds = {(x.shape, x.dtype, y.shape, y.dtype.kind, third.shape, third.dtype.kind)
+                 for x, y, third in points if isinstance(x, np.ndarray)}
+        if len(kinds) == 1 and all(isinstance(point[0], np.ndarray) for point in points):
             self.add(*(np.stack(values) for values in zip(*points)))
         else:
             for point in points:
-                self.add(*(value[np.newaxis] for value in point))
+                self.add(*(structure_map(lambda leaf: leaf[np.newaxis], value) for value in point))
 
 
 def batchable(source: Any) -> bool:
@@ -152,7 +175,9 @@ def _read_elements(source: Any, n: int, split: str, tally: Tally, errors: List[s
                 f"(x, y, {'data_id' if split == 'test' else 'weight'})"
             )
             break
-        pending.append(Point(*(np.asarray(v) for v in element)))
+        x, y, third = element
+        # x of several inputs stays a structure of arrays; a dict y counts as one "structured" label.
+        pending.append(Point(structure_map(np.asarray, x), np.asarray(y), np.asarray(third)))
         if len(pending) == READ_BATCH:
             tally.add_points(pending)
             pending = []

@@ -350,6 +350,20 @@ def test_regression_targets_are_counted_as_continuous_with_their_range_not_one_b
     assert tally.label_range == [-1.5, 9.5]
 
 
+def test_x_of_several_inputs_is_described_per_input_and_its_non_finite_values_are_found():
+    def point(clinical_value):
+        x = {"image": np.zeros((4, 4, 1), np.float32), "clinical": np.full(3, clinical_value, np.float32)}
+        return reading.Point(x, np.asarray(1), np.asarray(1.0))
+
+    tally = reading.Tally(keep_ids=False)
+    tally.add_points([point(0.5), point(np.nan), point(2.0)])
+    assert tally.read == 3
+    assert tally.shapes == {"{'image': (4, 4, 1), 'clinical': (3,)}": 3}
+    assert tally.dtypes == {"{'image': 'float32', 'clinical': 'float32'}": 3}
+    assert tally.non_finite == 1
+    assert tally.labels == {"1": 3}
+
+
 def test_stacked_points_count_as_points_one_by_one():
     points = [
         (np.zeros((2, 2), np.uint8), np.asarray(3), np.asarray("a")),

@@ -7,7 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from aimed.evaluation.batches import eval_batches, row_of, rows_in, structure_map
+from aimed.data import row_of, rows_in, structure_map
+from aimed.evaluation.batches import eval_batches
 
 
 def _source(n_rows: int, batch: int, third: bool = True):
