@@ -1,7 +1,7 @@
 """Batched eval functions for ``get_eval_funcs()``: one value per sample, computed for a whole batch at once.
 
 Each function here takes a batch, ``f(y_true[B, ...], y_pred[B, ...]) -> values[B]``, is marked
-:func:`aimed.evaluation.funcs.batched` (aimed calls it on whole evaluation batches, with no
+:func:`aimed.metrics.batched` (aimed calls it on whole evaluation batches, with no
 per-sample check) and declares with ``direction`` whether a higher (``"max"``) or lower
 (``"min"``) value is better, which ``evaluation.worst_by`` uses to find the worst samples.
 Each equals its per-sample definition below within 1e-6::
@@ -37,7 +37,7 @@ import numpy as np
 
 from aimed.evaluation.funcs import batched
 
-__all__ = ["dice", "soft_dice", "iou", "soft_iou", "tpr", "tnr", "precision", "accuracy", "cross_entropy"]
+__all__ = ["batched", "dice", "soft_dice", "iou", "soft_iou", "tpr", "tnr", "precision", "accuracy", "cross_entropy"]
 
 #: What Keras clips probabilities to before taking their log.
 EPSILON = 1e-7

@@ -97,12 +97,15 @@ class EvalFunction:
         if same:
             log.info("eval function '%s' runs batched", self.name)
             return values
-        hint = ("It takes one data point only, which is the documented contract" if problem and "raised" in problem
+        documented = bool(problem and "raised" in problem)
+        hint = ("It takes one data point only, which is the documented contract" if documented
                 else "A Keras Loss object averages the batch; return one value per sample (a Loss with reduction=None)")
-        log.warning(
+        # Per sample is the documented contract and gives the same values: only a speed hint then.
+        log.log(
+            logging.INFO if documented else logging.WARNING,
             "eval function '%s' runs per sample, %.2f ms a call (%.0f s per 10,000 samples): called on a batch of %d "
             "it %s. %s. To run batched, make it take a batch and return one value per sample, and mark it "
-            "@aimed.evaluation.funcs.batched.",
+            "@aimed.metrics.batched.",
             self.name, seconds_per_call * 1e3, seconds_per_call * 1e4, len(y_true),
             problem or "gave values other than its per-sample results", hint,
         )

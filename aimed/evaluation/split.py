@@ -122,7 +122,8 @@ def evaluate_split(model: "keras.Model", loader: DataLoaderBase, preprocessor: P
     metadata = None if metadata_frame is None else Metadata(metadata_frame, split)
     values: Dict[str, List[np.ndarray]] = {name: [] for name in funcs}
     slices = {column: SliceAccumulator(column) for column in settings.slice_by}
-    worst = WorstSamples(settings.worst_k, worst_direction(settings.worst_direction, funcs.get(worst_by)))
+    direction, direction_why = worst_direction(settings.worst_direction, funcs.get(worst_by), worst_by)
+    worst = WorstSamples(settings.worst_k, direction)
     step = eval_step(model)
     model.reset_metrics()
     loss_sum, confusion, rows = 0.0, None, 0
@@ -169,6 +170,8 @@ def evaluate_split(model: "keras.Model", loader: DataLoaderBase, preprocessor: P
         "n": n,
         "metrics": {name: describe(v) for name, v in merged.items()},
         "model_metrics": {"loss": loss_sum / n if n else None, **compiled},
+        # Which samples plots/worst.png shows, and what decided it.
+        "worst_samples": {"by": worst_by, "worst": "lowest" if direction == "min" else "highest", "because": direction_why},
         # No mode yet: every batch had one sample, so every call was per sample.
         "eval_function_modes": {name: func.mode or "per_sample" for name, func in funcs.items()},
     }

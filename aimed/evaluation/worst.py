@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import re
 from typing import Any, List, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -34,17 +35,33 @@ class _Ranked(NamedTuple):
     sample: WorstSample
 
 
-def worst_direction(setting: Optional[str], func: Any) -> str:
-    """``"min"`` if the lowest values are the worst, ``"max"`` if the highest are.
+#: Words in an eval function's name that say which values are good, when it declares no ``direction``.
+HIGHER_IS_BETTER = frozenset({"dice", "iou", "jaccard", "acc", "accuracy", "precision", "recall", "sensitivity",
+                              "specificity", "tpr", "tnr", "f1", "auc", "score", "correct", "overlap", "similarity",
+                              "ssim", "psnr", "hit"})
+LOWER_IS_BETTER = frozenset({"loss", "error", "err", "mae", "mse", "rmse", "distance", "dist", "hausdorff",
+                             "entropy", "deviation", "bias"})
 
-    The ``evaluation.worst_direction`` setting, else the opposite of the function's declared
-    ``direction`` (what is better, as the functions of :mod:`aimed.metrics` declare), else
-    ``"max"`` (a loss: the highest is the worst).
+
+def worst_direction(setting: Optional[str], func: Any, name: Optional[str] = None) -> Tuple[str, str]:
+    """``("min" or "max", why)``: whether the lowest or the highest values are the worst, and what said so.
+
+    The ``evaluation.worst_direction`` setting; else the opposite of the function's declared
+    ``direction`` (what is better, as the functions of :mod:`aimed.metrics` declare); else the
+    words of its name (``error``, ``loss``: lower is better, which wins over ``dice``, ``accuracy``:
+    higher is better); else ``"max"`` (a loss: the highest is the worst).
     """
     if setting:
-        return setting
+        return setting, "evaluation.worst_direction"
     better = getattr(getattr(func, "func", func), "direction", None)
-    return {"max": "min", "min": "max"}.get(better, "max")
+    if better in ("max", "min"):
+        return {"max": "min", "min": "max"}[better], f"the function declares direction '{better}'"
+    words = set(re.split(r"[^a-z0-9]+", (name or "").lower()))
+    if words & LOWER_IS_BETTER:  # before the other: "dice_loss" is 1 - dice
+        return "max", f"its name: lower '{name}' is better"
+    if words & HIGHER_IS_BETTER:
+        return "min", f"its name: higher '{name}' is better"
+    return "max", "the default (the highest is the worst, as for a loss); set evaluation.worst_direction"
 
 
 def _is_segmentation(y_true: Any, y_pred: Any) -> bool:

@@ -1,8 +1,11 @@
 """Checks of the tutorial's layout, ``<data_dir>/<split>/labels.csv`` beside the images it names.
 
 The layout check reads each split's ``labels.csv`` without decoding images: missing files,
-names that escape the split folder, duplicate names, labels that are not integers. The image
-checks open the listed files, to name the ones that a failed read or differing shapes point to.
+names that escape the split folder, duplicate names, labels that are not numbers (class numbers,
+or a regression target; whether class numbers fit the model is the preprocessing check's job).
+The image checks open the listed files, to name the ones that a failed read or differing shapes
+point to. A ``labels.csv`` without the tutorial's columns is a layout of the user's own (a
+segmentation index of image and mask names, say), which only the DataLoader knows.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def check_layout(data_dir: pathlib.Path, split: str) -> List[str]:
     # resolved on its own.
     with os.scandir(root) as entries:
         plain_files = {entry.name for entry in entries if entry.is_file(follow_symlinks=False)}
-    labels_are_integers = pd.api.types.is_integer_dtype(df[LABEL_COLUMN])
+    labels_are_numbers = pd.api.types.is_numeric_dtype(df[LABEL_COLUMN]) and not pd.api.types.is_bool_dtype(df[LABEL_COLUMN])
     seen: Dict[str, int] = {}
     for index, (name, label) in enumerate(zip(df[NAME_COLUMN], df[LABEL_COLUMN])):
         if not isinstance(name, str) or not name.strip():
@@ -72,21 +75,35 @@ def check_layout(data_dir: pathlib.Path, split: str) -> List[str]:
             problems.append(f"{_where(split, index)}: image name '{name}' duplicates {_csv_row(seen[name])}")
         else:
             seen[name] = index
-        if not labels_are_integers and not _is_integer_label(label):
-            problems.append(f"{_where(split, index)}: label {label!r} of '{name}' is not an integer")
+        if not (labels_are_numbers and np.isfinite(label)) and not _is_number(label):
+            problems.append(f"{_where(split, index)}: label {label!r} of '{name}' is not a number")
     return problems
 
 
-def _is_integer_label(label: Any) -> bool:
+def uses_tutorial_layout(data_dir: pathlib.Path, splits: List[str]) -> bool:
+    """Whether any split has a ``labels.csv`` with the tutorial's columns (image name, label)."""
+    import pandas as pd
+
+    for split in splits:
+        path = data_dir / split / LABELS_FILE
+        if not path.is_file():
+            continue
+        try:
+            columns = set(pd.read_csv(path, nrows=0).columns)
+        except Exception:  # unparseable: the tutorial's file, broken (the layout check says how)
+            return True
+        if {NAME_COLUMN, LABEL_COLUMN} <= columns:
+            return True
+    return False
+
+
+def _is_number(label: Any) -> bool:
     if isinstance(label, (bool, np.bool_)):
         return False
-    if isinstance(label, (int, np.integer)):
-        return True
     try:
-        value = float(label)
+        return bool(np.isfinite(float(label)))
     except (TypeError, ValueError):
         return False
-    return np.isfinite(value) and value == int(value)
 
 
 def find_unreadable_images(data_dir: pathlib.Path, split: str) -> List[str]:

@@ -7,7 +7,7 @@ from typing import Any, Dict
 
 from aimed.components import DataLoaderBase
 from aimed.pipeline import SPLITS
-from aimed.validation.layout import LABELS_FILE, check_layout
+from aimed.validation.layout import check_layout, uses_tutorial_layout
 from aimed.validation.reading import read_split
 
 
@@ -15,8 +15,9 @@ def validate(loader: DataLoaderBase, data_dir: pathlib.Path) -> Dict[str, Any]:
     """The validation report of a dataset: per-split summaries and every error found."""
     report: Dict[str, Any] = {"splits": {}, "errors": []}
     # The tutorial's layout is checked when any split uses it: split folders alone (images beside one
-    # labels file at the top, say) are another layout, which only the DataLoader knows.
-    layout_used = any((data_dir / s / LABELS_FILE).is_file() for s in SPLITS)
+    # labels file at the top, say), or a labels.csv with other columns, are another layout, which
+    # only the DataLoader knows.
+    layout_used = uses_tutorial_layout(data_dir, list(SPLITS))
     for split in SPLITS:
         errors = check_layout(data_dir, split) if layout_used else []
         summary = read_split(loader, split, data_dir)

@@ -410,7 +410,7 @@ def test_report_csv_lines_are_those_of_the_csv_module():
     assert list(csv.reader(io.StringIO(csv_lines(columns), newline=""))) == [list(row) for row in zip(*columns)]
 
 
-def test_a_function_left_per_sample_is_a_warning_with_its_cost_and_the_way_out(caplog):
+def test_a_function_left_per_sample_is_logged_with_its_cost_and_the_way_out(caplog):
     y_pred = np.full((4, 3), 1 / 3, dtype=np.float32)
     y_true = np.zeros(4, dtype=np.int64)
     cases = {
@@ -422,11 +422,13 @@ def test_a_function_left_per_sample_is_a_warning_with_its_cost_and_the_way_out(c
         for name, (func, why) in cases.items():
             caplog.clear()
             EvalFunction(name, func)(y_true, y_pred)
-            (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+            (record,) = [r for r in caplog.records if "runs per sample" in r.getMessage()]
+            # The documented contract (one data point only) is a speed hint; a batch-reducing function a warning.
+            assert record.levelno == (logging.INFO if name == "single only" else logging.WARNING), name
             message = record.getMessage()
             assert f"eval function '{name}' runs per sample" in message and "ms a call" in message
             assert f"called on a batch of 4 it {why}" in message, message
-            assert "@aimed.evaluation.funcs.batched" in message
+            assert "@aimed.metrics.batched" in message
         caplog.clear()
         EvalFunction("capable", batch_capable_ce)(y_true, y_pred)
         assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -888,10 +890,17 @@ def test_worst_samples_follow_the_metrics_direction():
     from aimed import metrics
     from aimed.evaluation.worst import WorstSamples, worst_direction
 
-    assert worst_direction(None, metrics.dice()) == "min"
-    assert worst_direction(None, metrics.cross_entropy()) == "max"
-    assert worst_direction(None, lambda t, p: 0.0) == "max"
-    assert worst_direction("max", metrics.dice()) == "max"
+    assert worst_direction(None, metrics.dice()) == ("min", "the function declares direction 'max'")
+    assert worst_direction(None, metrics.cross_entropy())[0] == "max"
+    assert worst_direction(None, lambda t, p: 0.0)[0] == "max"
+    assert worst_direction("max", metrics.dice()) == ("max", "evaluation.worst_direction")
+    # A plain function of the tutorial's kind declares nothing: its name decides.
+    assert worst_direction(None, lambda t, p: 0.0, "dice_coef") == ("min", "its name: higher 'dice_coef' is better")
+    assert worst_direction(None, lambda t, p: 0.0, "val_IoU")[0] == "min"
+    assert worst_direction(None, lambda t, p: 0.0, "abs_error")[0] == "max"
+    assert worst_direction(None, lambda t, p: 0.0, "grade_correct")[0] == "min"
+    assert worst_direction(None, lambda t, p: 0.0, "dice_loss") == ("max", "its name: lower 'dice_loss' is better")
+    assert worst_direction(None, lambda t, p: 0.0, "kappa")[1].startswith("the default")
     values = np.array([0.9, 0.1, np.nan, 0.5, 0.3])
     x = np.zeros((5, 4, 4, 1))
     worst = WorstSamples(3, "min")

@@ -167,7 +167,7 @@ BROKEN = {
         garbage_jpeg_in_shuffled_train, ["split 'train'", "row 4 (line 5)", "image 'image_3.jpg' cannot be decoded"]),
     "label column missing": (label_column_missing, ["split 'test'", "labels.csv has no column 'label'"]),
     "label not an int": (
-        label_not_an_int, ["split 'test'", "row 4 (line 5)", "label 'seven' of 'image_3.jpg' is not an integer"]),
+        label_not_an_int, ["split 'test'", "row 4 (line 5)", "label 'seven' of 'image_3.jpg' is not a number"]),
     "duplicate image name": (
         duplicate_image_name, ["split 'test'", "row 6 (line 7)", "image name 'image_2.jpg' duplicates row 3 (line 4)"]),
     "empty split": (empty_split, ["split 'test'", "labels.csv lists no images (empty split)"]),
