@@ -5,15 +5,29 @@ from __future__ import annotations
 import io
 import math
 import pathlib
-from typing import Any, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
 from aimed._io import atomic_write_bytes
 
 
+def _leaves(x: Any) -> List[np.ndarray]:
+    """The arrays of one sample's x: itself, or each input of a model with several (a dict or list)."""
+    parts = list(x.values()) if isinstance(x, dict) else list(x) if isinstance(x, (list, tuple)) else [x]
+    return [np.asarray(part, dtype=np.float64) for part in parts]
+
+
 def _as_image(x: Any, height: int, width: int) -> Optional[np.ndarray]:
-    x = np.asarray(x, dtype=np.float64)
+    """One sample's x as a 2-D (or RGB) image; of several inputs, the first that is an image (most axes first)."""
+    for leaf in sorted(_leaves(x), key=lambda leaf: -leaf.ndim):
+        image = _leaf_image(leaf, height, width)
+        if image is not None:
+            return image
+    return None
+
+
+def _leaf_image(x: np.ndarray, height: int, width: int) -> Optional[np.ndarray]:
     if x.ndim == 3 and x.shape[-1] in (1, 3, 4):
         return x[..., 0] if x.shape[-1] == 1 else x[..., :3]
     if x.ndim == 2:
@@ -37,7 +51,7 @@ def save_image_grid(
     for ax, x, title in zip(axes.flat, images, titles):
         image = _as_image(x, height, width)
         if image is None:
-            ax.plot(np.asarray(x, dtype=np.float64).reshape(-1))
+            ax.plot(np.concatenate([leaf.reshape(-1) for leaf in _leaves(x)]))
             ax.axis("on")
         else:
             lo, hi = float(np.min(image)), float(np.max(image))

@@ -46,6 +46,16 @@ def test_image_grid_of_flat_2d_rgb_and_non_image_arrays(tmp_path):
     assert _not_blank(image)
 
 
+def test_image_grid_of_samples_with_several_inputs_shows_the_image_input(tmp_path):
+    """A two-input model's sample (a scan and a vector of clinical values): the scan is drawn."""
+    rng = np.random.default_rng(1)
+    samples = [{"clinical": rng.random(6), "scan": rng.random((12, 10, 1))},
+               [rng.random(3), rng.random(4)]]  # no image among the inputs: their values as a line
+    path = tmp_path / "worst.png"
+    save_image_grid(path, samples, ["P-1", "P-2"], height=12, width=10)
+    assert _not_blank(_png(path))
+
+
 def test_image_grid_of_no_images_still_writes_a_figure(tmp_path):
     path = tmp_path / "empty.png"
     save_image_grid(path, [], [], height=4, width=4)
