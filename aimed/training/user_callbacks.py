@@ -119,6 +119,10 @@ class _OneFit:
         self._index = index
 
     def __getattr__(self, name: str) -> Any:
+        # Only called for what _OneFit lacks. Dunder probes (copy, pickle) and the wrapper's own
+        # fields before __init__ ran must not reach the callback, or they would recurse.
+        if name.startswith("__") or name in ("_owner", "_index"):
+            raise AttributeError(name)
         return getattr(self._owner.callbacks[self._index], name)
 
     def on_train_begin(self, logs: Any = None) -> None:

@@ -135,3 +135,12 @@ def test_a_callback_with_get_state_and_set_state_keeps_what_it_returns():
     _fit_in_chunks(_model(), UserCallbacks([keras.callbacks.Callback(), again], user.states(), finished=lambda: False),
                    5, chunk=2, start=3)
     assert again.epochs_seen == 5
+
+
+def test_the_wrapper_passes_attributes_through_and_copies_without_recursing():
+    import copy
+
+    stopper = keras.callbacks.EarlyStopping(monitor="loss", patience=4)
+    (wrapped,) = UserCallbacks([stopper], None, finished=lambda: False).for_fit()
+    assert wrapped.patience == 4 and wrapped.monitor == "loss"
+    assert copy.copy(wrapped).patience == 4
