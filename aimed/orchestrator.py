@@ -41,24 +41,27 @@ class Orchestrator:
     def run(self, stages: Optional[Iterable[str]] = None, gate: bool = True) -> Dict[str, Any]:
         """Run ``stages`` (default: all, in pipeline order); ``{stage: result}``, evaluate as ``evaluate:<split>``.
 
-        A stage that fails raises its error (:class:`aimed.StageFailed`, :class:`aimed.ConfigError`,
-        or the error of your code) and the later stages do not run.
+        ``"evaluate"`` evaluates every split the run evaluates; ``"evaluate:test"`` one split, with
+        the same name as its result. A stage that fails raises its error (:class:`aimed.StageFailed`,
+        :class:`aimed.ConfigError`, or the error of your code) and the later stages do not run.
         """
         from aimed._tensorflow import import_tensorflow
         from aimed.preflight import check_run
 
-        wanted = list(STAGES) if stages is None else list(stages)
-        unknown = [s for s in wanted if s not in STAGES]
+        splits = list(self.context.config.evaluation.splits)
+        jobs = [*(s for s in STAGES if s != "evaluate"), *(f"evaluate:{split}" for split in splits)]
+        wanted = set(jobs if stages is None else stages)
+        if "evaluate" in wanted:
+            wanted |= {f"evaluate:{split}" for split in splits}
+        unknown = sorted(wanted - set(jobs) - {"evaluate"})
         if unknown:
-            raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; the stages are {', '.join(STAGES)}.")
+            raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; the stages are {', '.join(STAGES)}, and "
+                              f"evaluate:<split> for the splits this run evaluates ({', '.join(splits)}).")
         import_tensorflow()
         check_run(self.context)
         results: Dict[str, Any] = {}
-        for name in (s for s in STAGES if s in wanted):  # pipeline order, whatever order was asked
+        for job in (j for j in jobs if j in wanted):  # pipeline order, whatever order was asked
+            name, _, split = job.partition(":")
             run = importlib.import_module(STAGES[name].module).run
-            if name == "evaluate":
-                for split in self.context.config.evaluation.splits:
-                    results[f"{name}:{split}"] = run(self.context, split=split, gate=gate)
-            else:
-                results[name] = run(self.context)
+            results[job] = run(self.context, split=split, gate=gate) if split else run(self.context)
         return results

@@ -59,6 +59,13 @@ MLFLOW_UPLOADS: Dict[str, Tuple[Tuple[Tuple[str, ...], Optional[str]], ...]] = {
 #: Where a run's stages write: ``results/<run>/<stage subfolder>/``.
 RUN_RESULTS = "results/{run}"
 
+#: A run's working state: the training lock, TensorBoard logs, archived trainings, a disk cache.
+#: Outside ``results/``, so that Snakemake's cleanup of a failed job never removes it.
+RUN_STATE = "state/{run}"
+#: The training's resume state (``state.json``, the weights it names, the commit before). DVC
+#: keeps it as a persisted output of the train stage, so a clone that pulls continues a training.
+TRAIN_STATE = "state/{run}/train"
+
 
 @dataclasses.dataclass(frozen=True)
 class Stage:

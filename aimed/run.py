@@ -14,7 +14,7 @@ from aimed.components import AugmentorBase, DataLoaderBase, EvaluatorBase, Model
 from aimed.config import ConfigStruct, load_config
 from aimed.errors import ComponentError, ConfigError, StageFailed
 from aimed.loading import load_class, source_dir
-from aimed.pipeline import MLFLOW_UPLOADS, RUN_CONFIG, STAGES, artifact_path
+from aimed.pipeline import MLFLOW_UPLOADS, RUN_CONFIG, RUN_STATE, STAGES, TRAIN_STATE, artifact_path
 
 #: Set to 1 to report a failed quality gate without failing (as ``--no-gate``), e.g. under Snakemake.
 NO_GATE_ENV = "AIMED_NO_GATE"
@@ -52,8 +52,13 @@ class RunContext:
 
     @property
     def state_dir(self) -> pathlib.Path:
-        """Resume state; deliberately outside ``results/`` so failed-job cleanup never removes it."""
-        return self.project_dir / "state" / self.name
+        """The run's working state (:data:`aimed.pipeline.RUN_STATE`)."""
+        return self.project_dir / RUN_STATE.format(run=self.name)
+
+    @property
+    def train_state_dir(self) -> pathlib.Path:
+        """The training's resume state (:data:`aimed.pipeline.TRAIN_STATE`)."""
+        return self.project_dir / TRAIN_STATE.format(run=self.name)
 
     def stage_dir(self, stage: str) -> pathlib.Path:
         """``results/<run>/<subfolder>``, the subfolder named in :data:`aimed.pipeline.STAGES`."""

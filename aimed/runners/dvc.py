@@ -33,6 +33,7 @@ from aimed.pipeline import (
     REPORT,
     REPORT_FORMATS,
     STAGES,
+    TRAIN_STATE,
     artifact_path,
     fingerprint_file,
     prepare_data_command,
@@ -97,8 +98,13 @@ def _stage_entry(run: str, stage: str, split: Optional[str], report_format: str)
     wildcards = {"run": run, "split": split or ""}
     stage_files(run, stage, split, report_format)  # every output inside the folder
     upstream_records = [f"{STAGES[up].folder.format(**wildcards)}/{FINGERPRINT_FILE}" for up in spec.upstream]
+    outs: List[Any] = [spec.folder.format(**wildcards)]
+    if stage == "train":
+        # The resume state too, so that a clone that pulls continues the training (raising epochs)
+        # instead of starting again; persist: `dvc repro` must not delete it before the stage runs.
+        outs.append({TRAIN_STATE.format(run=run): {"persist": True}})
     return {"cmd": spec.command.format(**wildcards), "deps": [fingerprint_file(run, stage, split or ""), *upstream_records],
-            "outs": [spec.folder.format(**wildcards)]}
+            "outs": outs}
 
 
 def _unique(paths: List[str]) -> List[str]:

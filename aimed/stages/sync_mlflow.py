@@ -26,7 +26,7 @@ def run(ctx: RunContext) -> Dict[str, Any]:
 
 
 def _sync(ctx: RunContext) -> Dict[str, Any]:
-    state = TrainState(ctx.state_dir / "train")
+    state = TrainState(ctx.train_state_dir)
     if not state.exists:
         raise StageFailed(f"run '{ctx.name}' has no training state in {state.folder}; train it first.")
     tracker = run_tracker(ctx.config, ctx.project_dir)

@@ -77,7 +77,7 @@ def open_state(ctx: RunContext, writable: bool, from_previous: bool) -> TrainSta
     epochs already trained (that run is a different training, and its weights are gone).
     ``from_previous`` continues from the commit before the newest one.
     """
-    folder = ctx.state_dir / "train"
+    folder = ctx.train_state_dir
     # The resume variant leaves out epochs: a match means the state can be continued.
     parts = variant_parts(ctx.config, ctx.project_dir, "train", "resume")
     fingerprint = hash_value(parts)
@@ -146,7 +146,8 @@ def train(ctx: RunContext, strategy: Any, lease: Optional[Lease], requests: Stop
         tensorboard.write(state.history)
     verbose = verbosity(config.training.verbose)
 
-    cache_dir = state.folder / "cache"
+    # Beside the resume state, not in it: DVC versions the resume state, and a cache is rebuilt anyway.
+    cache_dir = ctx.state_dir / "cache"
     shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run may have left a half-written disk cache
     caches = {split: EpochCache(config.cache, cache_dir, split, config.deterministic) for split in ("train", "validation")}
 

@@ -168,6 +168,11 @@ def test_more_epochs_continue_then_versions_push_clone_pull_checkout_metrics_plo
     run_in(clone, "dvc", "pull", timeout=600)
     assert artifact_hashes(clone) == newer_hashes
     assert dvc_is_clean(clone)
+    # The resume state came with the pull: raising epochs in the clone continues the training.
+    assert json.loads((clone / "state" / "mnist-tf" / "train" / "state.json").read_text())["epoch"] == 3
+    update_yaml(clone / "runs" / "mnist-tf" / "config.yaml", {"epochs": 4})
+    proc = run_in(clone, "aimed", "train", "mnist-tf", timeout=600)
+    assert "epoch 4/4" in proc.stdout and "epoch 3/4" not in proc.stdout, proc.stdout[-3000:]
 
     # The older commit and `dvc checkout` bring back the older model (its recorded predictions).
     git(project, "checkout", "-q", older)

@@ -25,7 +25,14 @@ def test_orchestrator_runs_every_stage_and_returns_their_results(train_project):
         assert (project / "results" / RUN / "evaluate" / split / "fingerprint.json").is_file()
     assert (project / "results" / RUN / "export" / "savedmodel" / "saved_model.pb").is_file()
 
+    # One split, by the name its result has.
+    again = Orchestrator(project / "runs" / RUN).run(["evaluate:test"])
+    assert list(again) == ["evaluate:test"] and again["evaluate:test"]["n"] == results["evaluate:test"]["n"]
+
 
 def test_orchestrator_refuses_an_unknown_stage(train_project):
+    orchestrator = Orchestrator(train_project() / "runs" / RUN)
     with pytest.raises(ConfigError, match="unknown stage"):
-        Orchestrator(train_project() / "runs" / RUN).run(["evaluation"])
+        orchestrator.run(["evaluation"])
+    with pytest.raises(ConfigError, match=r"unknown stage\(s\) evaluate:train; .* evaluate:<split> for the splits"):
+        orchestrator.run(["export", "evaluate:train"])

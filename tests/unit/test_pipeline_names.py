@@ -58,7 +58,8 @@ def test_rules_and_dvc_yaml_declare_the_pipeline_outputs(report_format):
         wildcards = {"run": RUN, "split": split or ""}
         expected = stage_outputs(name, report_format, **wildcards)
         assert dvc.stage_files(RUN, name, split, report_format) == expected
-        (folder,) = built["stages"][dvc.stage_name(RUN, name, split)]["outs"]
+        folder, *state = built["stages"][dvc.stage_name(RUN, name, split)]["outs"]
+        assert state == ([{f"state/{RUN}/train": {"persist": True}}] if name == "train" else [])
         assert {p for p in expected if p.startswith(folder + "/")} == set(expected)
     plotted = [path for plot in built["plots"] for path in plot]
     assert plotted[0] == stage_outputs("train", report_format, run=RUN)[0]

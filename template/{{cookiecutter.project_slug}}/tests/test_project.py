@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from aimed import load_config
 
@@ -24,17 +25,40 @@ RUNS = sorted(p.parent.name for p in (PROJECT / "runs").glob("*/config.yaml"))
 AIMED = shutil.which("aimed", path=str(pathlib.Path(sys.executable).parent)) or shutil.which("aimed") or "aimed"
 
 
+def _write_dataset(dataset: dict, out: pathlib.Path) -> None:
+    """Write the dataset as rule prepare_data does (config/config.yaml, datasets), a small one where the script allows."""
+    command = [sys.executable, str(PROJECT / dataset["script"]), "--out", str(out)]
+    if dataset.get("sample"):
+        command += ["--sample", str(PROJECT / dataset["sample"])]
+    # The template's sample script makes a few images quickly; another script gets the config's limits.
+    template_script = pathlib.Path(dataset["script"]).name == "make_sample_data.py"
+    limits = {"train": 40, "validation": 20, "test": 20} if template_script else {}
+    for split in ("train", "validation", "test"):
+        limit = limits.get(split) or dataset.get(f"limit_{split}")
+        if limit:
+            command += [f"--limit-{split}", str(limit)]
+    subprocess.run(command, check=True)
+
+
 @pytest.fixture(scope="module")
 def sample_project(tmp_path_factory):
-    """The project's components and runs over a small sample dataset, in a folder of their own."""
+    """The project's components and runs in a folder of their own, over the data each run reads:
+    the dataset of rule prepare_data written afresh, any other data_dir linked from the project."""
     root = tmp_path_factory.mktemp("project")
     shutil.copytree(PROJECT / "src", root / "src")
     shutil.copytree(PROJECT / "runs", root / "runs")
+    datasets = (yaml.safe_load((PROJECT / "config" / "config.yaml").read_text()) or {}).get("datasets") or {}
+    made = {pathlib.Path(d["path"]): d for d in datasets.values()}
     for run in RUNS:
-        out = root / load_config(PROJECT / "runs" / run / "config.yaml").data_dir
-        if not out.exists():
-            subprocess.run([sys.executable, str(PROJECT / "scripts" / "make_sample_data.py"), "--out", str(out),
-                            "--limit-train", "40", "--limit-validation", "20", "--limit-test", "20"], check=True)
+        data_dir = pathlib.Path(load_config(PROJECT / "runs" / run / "config.yaml").data_dir)
+        out = root / data_dir
+        if out.exists():
+            continue
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if data_dir in made:
+            _write_dataset(made[data_dir], out)
+        else:
+            out.symlink_to(data_dir if data_dir.is_absolute() else PROJECT / data_dir)
     return root
 
 

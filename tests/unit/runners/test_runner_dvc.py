@@ -10,7 +10,7 @@ import yaml
 from conftest import copy_project, update_yaml
 
 from aimed.config import load_workflow_config
-from aimed.pipeline import EVAL_SPLITS, HISTORY, STAGES, artifact_path, fingerprint_file, stage_outputs
+from aimed.pipeline import EVAL_SPLITS, HISTORY, STAGES, TRAIN_STATE, artifact_path, fingerprint_file, stage_outputs
 from aimed.runners import dvc, run_jobs
 
 RUN = "mnist-tf"
@@ -45,7 +45,9 @@ def test_build_has_a_stage_per_job_with_its_fingerprint_file_as_dependency(proje
         entry = built["stages"][dvc.stage_name(run, stage, split)]
         assert entry["cmd"] == STAGES[stage].command.format(run=run, split=split)
         assert entry["deps"][0] == fingerprint_file(run, stage, split or "")
-        assert entry["outs"] == [STAGES[stage].folder.format(run=run, split=split)]
+        # The train stage also keeps the resume state, persisted across `dvc repro`.
+        state = [{TRAIN_STATE.format(run=run): {"persist": True}}] if stage == "train" else []
+        assert entry["outs"] == [STAGES[stage].folder.format(run=run, split=split), *state]
     prepare = built["stages"]["prepare_data"]
     dataset = config["datasets"]["mnist"]
     assert prepare["outs"] == [dataset["path"]] and prepare["deps"][0] == dataset["script"]
