@@ -47,7 +47,10 @@ def stop_once(project: pathlib.Path, run: str, at: tuple, delay_s: float, log: p
     output = log.read_text()[offset:]
     assert proc.returncode == 128 + signal.SIGTERM, f"exit {proc.returncode}:\n{output[-5000:]}"
     stopped_at = position(project, run)
-    assert stopped_at[0] == sent_at[0] and sent_at[1] < stopped_at[1] < BATCHES_PER_EPOCH, (sent_at, stopped_at,
+    # Usually the stop commits at the batch boundary after the signal. A signal that lands while the
+    # periodic commit of that boundary is being written finds that commit already holding every
+    # finished batch, and stops there: the same position, nothing lost (seen once in a full run).
+    assert stopped_at[0] == sent_at[0] and sent_at[1] <= stopped_at[1] < BATCHES_PER_EPOCH, (sent_at, stopped_at,
                                                                                           output[-3000:])
     said = re.search(r"stopped on SIGTERM at epoch (\d+), batch (\d+), after committing (\d+) batch", output)
     assert said, output[-3000:]
