@@ -98,16 +98,19 @@ def _job(job_id: str) -> Dict[str, str]:
 
 
 def _wait_until_the_node_lets_go(job_id: str) -> None:
-    """Wait for the node's slurmstepd processes of a job the controller already calls finished.
+    """Wait until a job the controller calls finished may be launched again on the node.
 
-    slurmd tears a job down after reporting it complete; a requeued launch of the same job id that
-    reaches the node before that ends fails at once (exit 1, run time 0, no output): seen in CI when
-    the requeue followed the kill within a second.
+    slurmd tears a job down after reporting it complete, and revokes its credential at that
+    second; a requeued launch whose new credential is issued in the same second is refused
+    ("Killing non-startable batch JobId=N: Job credential revoked" in slurmctld.log: exit 1, run
+    time 0, no output), which CI hit when the requeue followed the kill within a second. So: no
+    slurmstepd of the job left, then two seconds for the revocation's second to pass.
     """
     deadline = time.monotonic() + 60
     while subprocess.run(["pgrep", "-f", rf"slurmstepd: \[{job_id}\."], capture_output=True).returncode == 0:
         assert time.monotonic() < deadline, f"job {job_id}'s slurmstepd still runs 60 s after the job ended"
         time.sleep(0.1)
+    time.sleep(2)
 
 
 def _submitted(output: str) -> Dict[str, List[str]]:
