@@ -293,6 +293,7 @@ def test_requeued_or_cancelled_training_resumes_from_its_checkpoint(pipelines, t
                 interrupted.append({"how": how, "job": job_id, "epoch": _state(project)["epoch"],
                                     "second": round(time.monotonic() - start)})
                 if how == "requeue":  # a requeued job waits ~2 minutes before it may start again
+                    _wait_until_the_node_lets_go(job_id)
                     subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
                 return
             time.sleep(0.1)
