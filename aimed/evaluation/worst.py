@@ -39,8 +39,8 @@ class _Ranked(NamedTuple):
 HIGHER_IS_BETTER = frozenset({"dice", "iou", "jaccard", "acc", "accuracy", "precision", "recall", "sensitivity",
                               "specificity", "tpr", "tnr", "f1", "auc", "score", "correct", "overlap", "similarity",
                               "ssim", "psnr", "hit"})
-LOWER_IS_BETTER = frozenset({"loss", "error", "err", "mae", "mse", "rmse", "distance", "dist", "hausdorff",
-                             "entropy", "deviation", "bias"})
+LOWER_IS_BETTER = frozenset({"loss", "error", "err", "mae", "mse", "rmse", "distance", "dist", "hausdorff", "ce", "nll",
+                             "crossentropy", "entropy", "deviation", "bias"})
 
 
 def worst_direction(setting: Optional[str], func: Any, name: Optional[str] = None) -> Tuple[str, str]:

@@ -898,6 +898,7 @@ def test_worst_samples_follow_the_metrics_direction():
     assert worst_direction(None, lambda t, p: 0.0, "dice_coef") == ("min", "its name: higher 'dice_coef' is better")
     assert worst_direction(None, lambda t, p: 0.0, "val_IoU")[0] == "min"
     assert worst_direction(None, lambda t, p: 0.0, "abs_error")[0] == "max"
+    assert worst_direction(None, lambda t, p: 0.0, "sparse categorical ce")[1].startswith("its name: lower")
     assert worst_direction(None, lambda t, p: 0.0, "grade_correct")[0] == "min"
     assert worst_direction(None, lambda t, p: 0.0, "dice_loss") == ("max", "its name: lower 'dice_loss' is better")
     assert worst_direction(None, lambda t, p: 0.0, "kappa")[1].startswith("the default")
