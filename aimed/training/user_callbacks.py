@@ -49,9 +49,14 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _keeps_own_state(callback: Any) -> bool:
+    """Whether the callback saves and restores itself (``get_state()`` and ``set_state(state)``)."""
+    return callable(getattr(callback, "get_state", None)) and callable(getattr(callback, "set_state", None))
+
+
 def _state_of(callback: Any) -> Optional[Dict[str, Any]]:
     """What a commit keeps of a callback (see the module docstring), or ``None`` if nothing."""
-    if callable(getattr(callback, "get_state", None)) and callable(getattr(callback, "set_state", None)):
+    if _keeps_own_state(callback):
         return dict(callback.get_state())
     import keras
 
@@ -62,7 +67,7 @@ def _state_of(callback: Any) -> Optional[Dict[str, Any]]:
 
 
 def _set_state(callback: Any, state: Dict[str, Any]) -> None:
-    if callable(getattr(callback, "set_state", None)) and callable(getattr(callback, "get_state", None)):
+    if _keeps_own_state(callback):
         callback.set_state(state)
         return
     for name, value in state.items():
